@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "provision",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "provision", targets: ["provision"]),
+        .library(name: "ProvisionCore", targets: ["ProvisionCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CGit2", path: "Sources/CGit2", pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]),
+        .systemLibrary(
+            name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]),
+        .target(name: "CSystem", path: "Sources/CSystem"),
+        .target(
+            name: "ProvisionCore",
+            dependencies: ["CGit2", "CSystem", .product(name: "Yams", package: "Yams")],
+            path: "Sources/ProvisionCore"),
+        .target(
+            name: "ProvisionFiles", dependencies: ["ProvisionCore"], path: "Plugins/Files"),
+        .target(
+            name: "ProvisionPlugins",
+            dependencies: ["ProvisionCore", "ProvisionFiles"],
+            path: "Plugins/Builtin"),
+        .executableTarget(
+            name: "provision",
+            dependencies: [
+                "ProvisionCore", "ProvisionPlugins",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/provision"),
+        .executableTarget(
+            name: "provision-bench",
+            dependencies: ["ProvisionCore", "ProvisionPlugins"],
+            path: "Sources/provision-bench"),
+        .testTarget(
+            name: "ProvisionCoreTests",
+            dependencies: ["ProvisionCore", "ProvisionPlugins"],
+            path: "Tests/ProvisionCoreTests"),
+        .testTarget(
+            name: "ProvisionFilesTests",
+            dependencies: ["ProvisionCore", "ProvisionFiles"],
+            path: "Tests/ProvisionFilesTests"),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["provision", "ProvisionCore"],
+            path: "Tests/CLITests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,457 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What an apply, rollback or recovery did.
+public struct RunReport: Sendable {
+    public var record: RunRecord
+    public var commit: String
+    /// Present for apply: the plan that was carried out.
+    public var plan: Plan?
+    public var changes: [FileChange]
+    /// An interrupted earlier run that was undone first.
+    public var recovered: RunRecord?
+    /// Paths whose hand edits were recorded as a drift commit before this run.
+    public var drift: [String]
+
+    public var failedHandlers: [RunRecord.HandlerEntry] { record.handlers.filter { $0.status == .failed } }
+}
+
+/// One line of `provision history`.
+public struct HistoryEntry: Sendable, Codable {
+    public var run: Int
+    public var action: RunRecord.Action
+    public var summary: String
+    public var commit: String
+    public var date: Date
+    public var user: String
+    public var recipe: String?
+    public var files: [RunRecord.FileEntry]
+    public var undid: [Int]?
+}
+
+/// Everything `provision show` prints about a run.
+public struct RunDetail: Sendable {
+    public var record: RunRecord
+    public var commit: String
+    /// The drift and pre-state commits recorded just before the run.
+    public var related: [HistoryEntry]
+    public var changes: [FileChange]
+}
+
+/// The core: owns every side effect (reads confined to the root, history, writes, handlers).
+public final class Engine {
+    public let root: HostRoot
+    public let historyPath: String
+    public let registry: PluginRegistry
+    /// False reports every handler as skipped (`--no-handlers`).
+    public var runHandlers = true
+    public var lockTimeout: TimeInterval = 300
+    /// Told when the root lock is busy and the run starts waiting.
+    public var onWait: (String) -> Void = { FileHandle.standardError.write(Data("provision: \($0)\n".utf8)) }
+
+    public init(root: HostRoot, historyPath: String? = nil, registry: PluginRegistry) {
+        self.root = root
+        self.historyPath = historyPath ?? root.real("/var/lib/provision/history.git")
+        self.registry = registry
+    }
+
+    // MARK: plan and apply
+
+    public func plan(_ recipe: Recipe, vars: [String: String] = [:]) throws -> Plan {
+        try Planner(root: root, registry: registry).plan(recipe, overrides: vars)
+    }
+
+    public func apply(_ recipe: Recipe, vars: [String: String] = [:]) throws -> RunReport {
+        let started = Date()
+        let lock = try RootLock(root: root, timeout: lockTimeout, onWait: onWait)
+        defer { withExtendedLifetime(lock) {} }
+        let recovered = try openHistory(create: false).flatMap { try recover($0) }
+        let plan = try Planner(root: root, registry: registry).plan(recipe, overrides: vars)
+        // Created only now, so a recipe that fails to plan leaves nothing behind.
+        let history = try openHistory(create: true)!
+
+        var tip = try history.tip()
+        let run = (tip.record?.run ?? 0) + 1
+        var drifted: [(path: String, state: FileState)] = []
+        var firstTouch: [(path: String, state: FileState)] = []
+        for change in plan.changes {
+            switch try history.compare(tip, change.path, current: change.before) {
+            case .untracked: firstTouch.append((change.path, change.before))
+            case .differs: drifted.append((change.path, change.before))
+            case .same: break
+            }
+        }
+        tip = try recordDrift(drifted, run: run, history: history, tip: tip)
+        if !firstTouch.isEmpty {
+            let record = auxiliaryRecord(
+                run: run, action: .preState, files: firstTouch.map { $0.path },
+                summary: "pre-state: \(firstTouch.count) file(s) before run \(run) first touches them")
+            tip = try history.commit(tip, files: firstTouch, record: record, names: names())
+        }
+
+        let retry = retriedHandlers(tip.record)
+        let handlers = plan.handlers + retry.filter { failed in !plan.handlers.contains { $0.argv == failed.argv } }
+        let outcome = try perform(
+            plan.changes, run: run, action: .apply, base: tip, handlers: handlers, history: history, retry: Set(retry.map(\.argv)))
+        var record = newRecord(run: run, action: .apply, started: started)
+        record.recipe = recipe.path
+        record.recipeName = recipe.name
+        record.vars = plan.vars
+        record.facts = plan.facts
+        record.steps = plan.steps.map { step in
+            RunRecord.StepEntry(id: step.id, uses: step.uses, status: step.status, files: step.changes.map(\.path))
+        }
+        record.files = plan.changes.map { .init(path: $0.path, change: $0.kind) }
+        record.createdDirectories = outcome.created
+        record.handlers = outcome.handlers
+        record.notices = plan.notices
+        record.summary = "apply \(recipe.name): \(plan.changedStepCount) step(s) changed, \(plan.changes.count) file(s)"
+        record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
+        tip = try history.commit(tip, files: plan.changes.map { ($0.path, $0.after) }, record: record, names: names())
+        try? FileManager.default.removeItem(atPath: history.journalPath)
+        return RunReport(
+            record: record, commit: tip.commit!.description, plan: plan, changes: plan.changes, recovered: recovered,
+            drift: drifted.map(\.path))
+    }
+
+    /// Handlers that failed in the previous run are tried again: their files did change, and a
+    /// re-run that finds nothing to change would otherwise never rebuild what they build.
+    private func retriedHandlers(_ previous: RunRecord?) -> [HandlerAction] {
+        guard let previous, Self.isRun(previous.action) else { return [] }
+        return previous.handlers.filter { $0.status == .failed }.map { HandlerAction(argv: $0.argv, notifiedBy: $0.notifiedBy) }
+    }
+
+    // MARK: rollback
+
+    /// Undoes one run (default: the latest apply not yet undone), or with `to` every run after it.
+    /// Refuses with the diff when a file it would restore changed since, unless `force`.
+    public func rollback(run target: Int? = nil, to: Int? = nil, force: Bool = false) throws -> RunReport {
+        let started = Date()
+        let lock = try RootLock(root: root, timeout: lockTimeout, onWait: onWait)
+        defer { withExtendedLifetime(lock) {} }
+        guard let history = try openHistory(create: false) else {
+            throw ProvisionError(.notFound, "no history at \(historyPath): nothing to roll back")
+        }
+        let recovered = try recover(history)
+        if let recovered, target == nil, to == nil {
+            let tip = try history.tip()
+            return RunReport(record: recovered, commit: tip.commit!.description, plan: nil, changes: [], recovered: recovered, drift: [])
+        }
+        var tip = try history.tip()
+        let run = (tip.record?.run ?? 0) + 1
+        let undo = try to.map { try undoAfter($0, history: history, tip: tip) } ?? undoRun(target, history: history)
+
+        var conflicts: [(path: String, state: FileState)] = []
+        var changes: [FileChange] = []
+        var diffs = ""
+        for path in undo.paths {
+            let current = try root.readState(path)
+            let expected = undo.expected[path] ?? .absent
+            let desired = undo.desired[path] ?? .absent
+            if current != expected && current != desired {
+                conflicts.append((path, current))
+                diffs += Diff.describe(path: path, before: expected, after: current)
+            }
+            if current != desired { changes.append(FileChange(path: path, before: current, after: desired)) }
+        }
+        if !conflicts.isEmpty {
+            guard force else {
+                throw ProvisionError(
+                    .drift,
+                    "\(conflicts.count) file(s) changed since \(undo.label): \(conflicts.map(\.path).joined(separator: ", ")); "
+                        + "rollback refused, nothing changed (--force overwrites them; the edits are kept in history)",
+                    detail: diffs)
+            }
+            tip = try recordDrift(conflicts, run: run, history: history, tip: tip)
+        }
+        let outcome = try perform(
+            changes, run: run, action: .rollback, base: tip, handlers: undo.handlers, history: history,
+            removeDirectories: undo.createdDirectories)
+        var record = newRecord(run: run, action: .rollback, started: started)
+        record.files = changes.map { .init(path: $0.path, change: $0.kind) }
+        record.handlers = outcome.handlers
+        record.undid = undo.runs
+        record.summary = "rollback \(undo.label): \(changes.count) file(s) restored"
+        record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
+        tip = try history.commit(tip, files: changes.map { ($0.path, $0.after) }, record: record, names: names())
+        try? FileManager.default.removeItem(atPath: history.journalPath)
+        return RunReport(
+            record: record, commit: tip.commit!.description, plan: nil, changes: changes, recovered: recovered,
+            drift: force ? conflicts.map(\.path) : [])
+    }
+
+    private struct Undo {
+        var label: String
+        var runs: [Int]
+        var paths: [String]
+        var expected: [String: FileState]
+        var desired: [String: FileState]
+        var handlers: [HandlerAction]
+        var createdDirectories: [String]
+    }
+
+    private static func isRun(_ action: RunRecord.Action) -> Bool {
+        action == .apply || action == .rollback || action == .recover
+    }
+
+    private func undoRun(_ target: Int?, history: HistoryStore) throws -> Undo {
+        var undoneBy: [Int: Int] = [:]
+        var found: (point: HistoryPoint, info: GitCommitInfo)?
+        try history.walk { point, info in
+            guard let record = point.record, Self.isRun(record.action) else { return true }
+            if let target {
+                if record.run == target {
+                    found = (point, info)
+                    return false
+                }
+            } else if record.action == .apply, !record.files.isEmpty, undoneBy[record.run] == nil {
+                found = (point, info)
+                return false
+            }
+            for undone in record.undid ?? [] where undoneBy[undone] == nil { undoneBy[undone] = record.run }
+            return true
+        }
+        guard let found, let record = found.point.record else {
+            if let target { throw ProvisionError(.notFound, "history has no run \(target) (see provision history)") }
+            throw ProvisionError(.notFound, "nothing to roll back: every apply in history is already undone")
+        }
+        if let by = undoneBy[record.run] {
+            throw ProvisionError(.invalidInput, "run \(record.run) was already undone by run \(by); roll back run \(by) to redo it")
+        }
+        guard let parent = found.info.parent else { throw ProvisionError(.history, "run \(record.run) has no recorded pre-state") }
+        let before = try history.point(at: parent)
+        var undo = Undo(
+            label: "run \(record.run)", runs: [record.run], paths: record.changedFiles, expected: [:], desired: [:],
+            handlers: record.handlers.map { HandlerAction(argv: $0.argv, notifiedBy: $0.notifiedBy) },
+            createdDirectories: record.createdDirectories)
+        for path in undo.paths {
+            undo.expected[path] = try history.state(found.point, path) ?? .absent
+            guard let previous = try history.state(before, path) else {
+                throw ProvisionError(.history, "history lacks the state of \(path) before run \(record.run)")
+            }
+            undo.desired[path] = previous
+        }
+        return undo
+    }
+
+    private func undoAfter(_ target: Int, history: HistoryStore, tip: HistoryPoint) throws -> Undo {
+        var targetPoint: HistoryPoint?
+        var earliest: [String: HistoryPoint] = [:]
+        var undo = Undo(label: "runs after \(target)", runs: [], paths: [], expected: [:], desired: [:], handlers: [], createdDirectories: [])
+        try history.walk { point, _ in
+            guard let record = point.record else { return true }
+            if record.run == target && Self.isRun(record.action) {
+                targetPoint = point
+                return false
+            }
+            guard record.run > target else { return true }
+            for key in point.meta.keys { earliest[key] = point }
+            if Self.isRun(record.action) {
+                undo.runs.insert(record.run, at: 0)
+                undo.createdDirectories += record.createdDirectories
+                for handler in record.handlers where !undo.handlers.contains(where: { $0.argv == handler.argv }) {
+                    undo.handlers.append(HandlerAction(argv: handler.argv, notifiedBy: handler.notifiedBy))
+                }
+            }
+            return true
+        }
+        guard let targetPoint else { throw ProvisionError(.notFound, "history has no run \(target) (see provision history)") }
+        for key in tip.meta.keys.sorted() {
+            let path = "/" + key
+            let now = try history.state(tip, path) ?? .absent
+            let then: FileState
+            if let recorded = try history.state(targetPoint, path) {
+                then = recorded
+            } else if let first = earliest[key], let recorded = try history.state(first, path) {
+                then = recorded
+            } else {
+                continue
+            }
+            if now != then {
+                undo.paths.append(path)
+                undo.expected[path] = now
+                undo.desired[path] = then
+            }
+        }
+        return undo
+    }
+
+    // MARK: shared machinery
+
+    /// Writes changes with a journal around them, then runs the notified handlers. A failed write
+    /// puts back what was already written, so nothing is left half-done.
+    private func perform(
+        _ changes: [FileChange], run: Int, action: RunRecord.Action, base: HistoryPoint, handlers: [HandlerAction],
+        history: HistoryStore, removeDirectories: [String] = [], retry: Set<[String]> = []
+    ) throws -> (handlers: [RunRecord.HandlerEntry], created: [String]) {
+        let runner = HandlerRunner(root: root, enabled: runHandlers)
+        guard !changes.isEmpty else { return (runner.run(handlers, changed: [], retry: retry), []) }
+        var created: [String] = []
+        for change in changes where change.after.exists {
+            for directory in root.missingParents(of: change.path) where !created.contains(directory) { created.append(directory) }
+        }
+        guard let baseCommit = base.commit else { throw ProvisionError(.history, "pre-state was not recorded; refusing to write") }
+        let journal = Journal(
+            run: run, action: action, base: baseCommit.description, paths: changes.map(\.path), createdDirectories: created,
+            handlers: handlers)
+        try journal.write(history.journalPath)
+        var written: [FileChange] = []
+        do {
+            for change in changes {
+                try write(change)
+                written.append(change)
+                FaultInjection.didWrite(written.count)
+            }
+        } catch {
+            for change in written.reversed() {
+                try? write(FileChange(path: change.path, before: change.after, after: change.before))
+            }
+            for directory in created.reversed() { root.removeDirectoryIfEmpty(directory) }
+            try? FileManager.default.removeItem(atPath: history.journalPath)
+            throw error
+        }
+        for directory in removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
+        return (runner.run(handlers, changed: Set(changes.map(\.path)), retry: retry), created)
+    }
+
+    private func write(_ change: FileChange) throws {
+        switch change.after {
+        case .absent:
+            try root.remove(change.path)
+        case .file(let data, let meta):
+            if case .file(let old, _) = change.before, old == data {
+                try root.setMeta(change.path, meta)
+            } else {
+                try root.writeAtomically(change.path, content: data, meta: meta)
+            }
+        }
+    }
+
+    /// Undoes an interrupted run from its journal: every path it meant to touch goes back to the
+    /// pre-state history holds, handlers of what changed run again, and a `recover` commit says so.
+    private func recover(_ history: HistoryStore) throws -> RunRecord? {
+        guard let journal = try Journal.read(history.journalPath) else { return nil }
+        let started = Date()
+        var tip = try history.tip()
+        if let record = tip.record, record.run == journal.run, record.action == journal.action {
+            try? FileManager.default.removeItem(atPath: history.journalPath)
+            return nil
+        }
+        guard let baseID = ObjectID(hex: journal.base) else {
+            throw ProvisionError(.history, "the run journal \(history.journalPath) names no valid commit")
+        }
+        let base = try history.point(at: baseID)
+        var changes: [FileChange] = []
+        for path in journal.paths {
+            guard let desired = try history.state(base, path) else { continue }
+            let current = try root.readState(path)
+            if current != desired { changes.append(FileChange(path: path, before: current, after: desired)) }
+        }
+        let run = (tip.record?.run ?? 0) + 1
+        let outcome = try perform(
+            changes, run: run, action: .recover, base: base, handlers: journal.handlers, history: history,
+            removeDirectories: journal.createdDirectories)
+        var record = newRecord(run: run, action: .recover, started: started)
+        record.files = changes.map { .init(path: $0.path, change: $0.kind) }
+        record.handlers = outcome.handlers
+        record.undid = [journal.run]
+        record.summary = "recover: undid interrupted \(journal.action.rawValue) run \(journal.run), \(changes.count) file(s) restored"
+        record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
+        tip = try history.commit(tip, files: changes.map { ($0.path, $0.after) }, record: record, names: names())
+        try? FileManager.default.removeItem(atPath: history.journalPath)
+        return record
+    }
+
+    private func recordDrift(_ drifted: [(path: String, state: FileState)], run: Int, history: HistoryStore, tip: HistoryPoint)
+        throws -> HistoryPoint
+    {
+        guard !drifted.isEmpty else { return tip }
+        let record = auxiliaryRecord(
+            run: run, action: .drift, files: drifted.map(\.path),
+            summary: "drift: \(drifted.count) file(s) changed outside provision, recorded before run \(run)")
+        return try history.commit(tip, files: drifted, record: record, names: names())
+    }
+
+    private func auxiliaryRecord(run: Int, action: RunRecord.Action, files: [String], summary: String) -> RunRecord {
+        var record = newRecord(run: run, action: action, started: Date())
+        record.files = files.map { .init(path: $0, change: .modified) }
+        record.summary = summary
+        return record
+    }
+
+    private func newRecord(run: Int, action: RunRecord.Action, started: Date) -> RunRecord {
+        RunRecord(
+            run: run, action: action, summary: "", files: [], createdDirectories: [], handlers: [], notices: [],
+            host: hostName, user: Self.userName, version: provisionVersion, startedAt: started)
+    }
+
+    private func names() -> HostView { HostView(root: root, facts: .map([:])) }
+
+    private lazy var hostName: String = {
+        if case .string(let name)? = Facts.gather(root).lookup(["hostname"]), name != "localhost" { return name }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }()
+
+    static var userName: String {
+        let env = ProcessInfo.processInfo.environment
+        if let user = env["SUDO_USER"] ?? env["USER"], !user.isEmpty { return user }
+        if let entry = getpwuid(geteuid()) { return String(cString: entry.pointee.pw_name) }
+        return "uid\(geteuid())"
+    }
+
+    private func openHistory(create: Bool) throws -> HistoryStore? {
+        let repo = create ? try GitRepository.openOrCreate(historyPath) : try GitRepository.open(historyPath)
+        return repo.map { HistoryStore(repo: $0, root: root) }
+    }
+
+    // MARK: reading history
+
+    public func history(path: String? = nil, limit: Int? = nil) throws -> [HistoryEntry] {
+        guard let history = try openHistory(create: false) else { return [] }
+        let filter = try path.map { try root.resolve(try HostRoot.normalize($0)) }
+        var entries: [HistoryEntry] = []
+        try history.walk { point, info in
+            guard let record = point.record else { return true }
+            if let filter, !record.files.contains(where: { $0.path == filter }) { return true }
+            entries.append(
+                HistoryEntry(
+                    run: record.run, action: record.action, summary: record.summary, commit: info.id.short, date: info.time,
+                    user: record.user, recipe: record.recipeName, files: record.files, undid: record.undid))
+            return limit.map { entries.count < $0 } ?? true
+        }
+        return entries
+    }
+
+    public func show(run: Int) throws -> RunDetail {
+        guard let history = try openHistory(create: false) else { throw ProvisionError(.notFound, "no history at \(historyPath)") }
+        var found: (HistoryPoint, GitCommitInfo)?
+        var related: [HistoryEntry] = []
+        try history.walk { point, info in
+            guard let record = point.record else { return true }
+            if record.run < run { return false }
+            guard record.run == run else { return true }
+            if Self.isRun(record.action) {
+                found = (point, info)
+            } else {
+                related.insert(
+                    HistoryEntry(
+                        run: record.run, action: record.action, summary: record.summary, commit: info.id.short, date: info.time,
+                        user: record.user, recipe: nil, files: record.files, undid: nil), at: 0)
+            }
+            return true
+        }
+        guard let (point, info) = found, let record = point.record else {
+            throw ProvisionError(.notFound, "history has no run \(run) (see provision history)")
+        }
+        let before = try info.parent.map { try history.point(at: $0) } ?? .empty
+        let changes = try record.changedFiles.map { path in
+            FileChange(path: path, before: try history.state(before, path) ?? .absent, after: try history.state(point, path) ?? .absent)
+        }
+        return RunDetail(record: record, commit: info.id.description, related: related, changes: changes)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// A position in an input file, so every complaint about a recipe or config file can say where.
+public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// Every failure the engine reports. The CLI maps `exitCode` to the process status.
+public struct ProvisionError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Codable {
+        /// Bad recipe, option, or config file contents.
+        case invalidInput = "invalid-input"
+        /// A path that would leave the root.
+        case pathEscape = "path-escape"
+        /// A file changed outside provision since history last saw it.
+        case drift
+        /// The host lock is held by another run.
+        case locked
+        /// History is missing or cannot be read.
+        case history
+        /// Reading or writing the host failed.
+        case io
+        /// A handler command failed.
+        case handler
+        case notFound = "not-found"
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var location: SourceLocation?
+    /// Extra text shown after the message, such as the diff of a drifted file.
+    public var detail: String?
+
+    public init(_ kind: Kind, _ message: String, at location: SourceLocation? = nil, detail: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.location = location
+        self.detail = detail
+    }
+
+    public var description: String {
+        if let location { return "\(location): \(message)" }
+        return message
+    }
+
+    /// 3 for drift and conflicts (the contract in DESIGN.md), 1 for everything else.
+    public var exitCode: Int32 { kind == .drift ? 3 : 1 }
+
+    static func io(_ what: String, _ path: String, errno code: Int32 = errno) -> ProvisionError {
+        ProvisionError(.io, "\(what) \(path): \(String(cString: strerror(code)))")
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs handler commands where they belong: directly on the live host, through `chroot ROOT` in
+/// another root that has the tool, and otherwise reports them as skipped with the reason.
+struct HandlerRunner {
+    let root: HostRoot
+    let enabled: Bool
+
+    static let searchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+
+    /// Runs each notified handler once, in declaration order (and those in `retry`, which failed
+    /// last time, regardless); the rest are recorded as skipped.
+    func run(_ handlers: [HandlerAction], changed: Set<String>, retry: Set<[String]> = []) -> [RunRecord.HandlerEntry] {
+        handlers.map { handler in
+            guard handler.notifiedBy.contains(where: changed.contains) || retry.contains(handler.argv) else {
+                return entry(handler, .skipped, "not notified: none of its files changed")
+            }
+            return run(handler)
+        }
+    }
+
+    private func entry(_ handler: HandlerAction, _ status: RunRecord.HandlerEntry.Status, _ detail: String?) -> RunRecord.HandlerEntry {
+        RunRecord.HandlerEntry(argv: handler.argv, notifiedBy: handler.notifiedBy, status: status, detail: detail)
+    }
+
+    private func run(_ handler: HandlerAction) -> RunRecord.HandlerEntry {
+        guard enabled else { return entry(handler, .skipped, "--no-handlers given") }
+        guard let tool = locate(handler.argv[0]) else {
+            return entry(handler, .skipped, "\(handler.argv[0]) is not installed in \(root.path)")
+        }
+        var argv = [tool] + handler.argv.dropFirst()
+        if !root.isLiveHost {
+            guard geteuid() == 0 else { return entry(handler, .skipped, "running it inside \(root.path) needs chroot, which needs root") }
+            argv = ["chroot", root.path] + argv
+        }
+        let environment = [
+            "PATH": Self.searchPath.joined(separator: ":"), "LANG": "C.UTF-8", "HOME": "/root",
+        ]
+        do {
+            let result = try ProcessRunner.run(argv, environment: environment)
+            if result.status == 0 { return entry(handler, .ran, nil) }
+            let tail = result.output.split(separator: "\n").suffix(20).joined(separator: "\n")
+            return entry(handler, .failed, "exit status \(result.status)\n\(tail)")
+        } catch {
+            return entry(handler, .failed, "\(error)")
+        }
+    }
+
+    /// The tool's path inside the root, if it is an executable file there.
+    func locate(_ name: String) -> String? {
+        let candidates = name.contains("/") ? [name] : Self.searchPath.map { "\($0)/\(name)" }
+        for candidate in candidates {
+            guard let normalized = try? HostRoot.normalize(candidate), let resolved = try? root.resolve(normalized) else { continue }
+            var info = stat()
+            if stat(root.real(resolved), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 {
+                return candidate
+            }
+        }
+        return nil
+    }
+}
+
+/// Written before the first byte of a run and removed after its commit: if it is still there, the
+/// run was interrupted and the next apply or rollback puts its files back first.
+struct Journal: Codable {
+    var run: Int
+    var action: RunRecord.Action
+    /// History commit that holds the pre-state of every path below.
+    var base: String
+    var paths: [String]
+    var createdDirectories: [String]
+    var handlers: [HandlerAction]
+
+    static func read(_ path: String) throws -> Journal? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try JSONDecoder().decode(Journal.self, from: data)
+        } catch {
+            throw ProvisionError(.history, "the run journal \(path) is unreadable (\(error)); inspect it, then remove it")
+        }
+    }
+
+    func write(_ path: String) throws {
+        let data = try JSONEncoder.sorted.encode(self)
+        let temp = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temp, contents: data) else { throw ProvisionError.io("cannot write", temp) }
+        let fd = open(temp, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+        guard rename(temp, path) == 0 else { throw ProvisionError.io("cannot write", path) }
+    }
+}
+
+/// Test-only switch to prove crash safety: `PROVISION_TEST_CRASH_AFTER_WRITES=N` kills the process
+/// with SIGKILL right after its Nth file write.
+enum FaultInjection {
+    static let crashAfterWrites: Int? = ProcessInfo.processInfo.environment["PROVISION_TEST_CRASH_AFTER_WRITES"].flatMap { Int($0) }
+
+    static func didWrite(_ count: Int) {
+        if let limit = crashAfterWrites, count >= limit { kill(getpid(), SIGKILL) }
+    }
+}

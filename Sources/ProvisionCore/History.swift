@@ -1,0 +1,132 @@
+import Foundation
+
+/// A view of history at one commit.
+struct HistoryPoint {
+    var commit: ObjectID?
+    var tree: ObjectID?
+    var meta: [String: TrackedFile]
+    var record: RunRecord?
+
+    static let empty = HistoryPoint(commit: nil, tree: nil, meta: [:], record: nil)
+}
+
+/// The git history of every file provision has touched: tree paths mirror host paths, metadata
+/// lives in `.provision/meta.json`, the run record in `.provision/run.json`.
+final class HistoryStore {
+    static let metaPath = ".provision/meta.json"
+    static let recordPath = ".provision/run.json"
+
+    let repo: GitRepository
+    let root: HostRoot
+
+    init(repo: GitRepository, root: HostRoot) {
+        self.repo = repo
+        self.root = root
+    }
+
+    var journalPath: String { repo.path + "/provision-journal.json" }
+
+    func tip() throws -> HistoryPoint {
+        guard let commit = try repo.tip() else { return .empty }
+        return try point(at: commit)
+    }
+
+    func point(at commit: ObjectID) throws -> HistoryPoint {
+        let info = try repo.commit(commit)
+        let decoder = JSONDecoder.history
+        let meta = try repo.blob(tree: info.tree, path: Self.metaPath).map { try decoder.decode([String: TrackedFile].self, from: $0) } ?? [:]
+        let record = try repo.blob(tree: info.tree, path: Self.recordPath).map { try decoder.decode(RunRecord.self, from: $0) }
+        return HistoryPoint(commit: commit, tree: info.tree, meta: meta, record: record)
+    }
+
+    /// The recorded state of a host path, nil when history has never seen it.
+    func state(_ point: HistoryPoint, _ hostPath: String) throws -> FileState? {
+        let key = HostRoot.relative(hostPath)
+        guard let tracked = point.meta[key] else { return nil }
+        guard let meta = tracked.meta, let tree = point.tree else { return .absent }
+        guard let data = try repo.blob(tree: tree, path: key) else { return .absent }
+        return .file(data, meta)
+    }
+
+    enum Comparison { case untracked, same, differs }
+
+    /// Whether a file on the host still is what history last recorded, by hashing rather than
+    /// reading the stored blob.
+    func compare(_ point: HistoryPoint, _ hostPath: String, current: FileState) throws -> Comparison {
+        let key = HostRoot.relative(hostPath)
+        guard let tracked = point.meta[key] else { return .untracked }
+        switch current {
+        case .absent:
+            return tracked.type == "absent" ? .same : .differs
+        case .file(let data, let meta):
+            guard tracked.meta == meta, let tree = point.tree, let entry = try repo.entry(tree: tree, path: key) else { return .differs }
+            return entry.id == GitRepository.hashBlob(data) ? .same : .differs
+        }
+    }
+
+    /// Records `files` (host path -> state) on top of `base` as one commit.
+    func commit(_ base: HistoryPoint, files: [(path: String, state: FileState)], record: RunRecord, names: HostView) throws -> HistoryPoint {
+        var meta = base.meta
+        var changes: [GitRepository.TreeChange] = []
+        for (path, state) in files {
+            let key = HostRoot.relative(path)
+            switch state {
+            case .absent:
+                meta[key] = .absent
+                changes.append(.remove(path: key))
+            case .file(let data, let fileMeta):
+                meta[key] = TrackedFile(
+                    type: "file", mode: fileMeta.modeString, uid: fileMeta.uid, gid: fileMeta.gid,
+                    user: names.name(forID: fileMeta.uid, inFile: "/etc/passwd"),
+                    group: names.name(forID: fileMeta.gid, inFile: "/etc/group"))
+                changes.append(.upsert(path: key, blob: try repo.writeBlob(data), executable: fileMeta.mode & 0o100 != 0))
+            }
+        }
+        let encoder = JSONEncoder.history
+        changes.append(.upsert(path: Self.metaPath, blob: try repo.writeBlob(try encoder.encode(meta)), executable: false))
+        changes.append(.upsert(path: Self.recordPath, blob: try repo.writeBlob(try encoder.encode(record)), executable: false))
+        let tree = try repo.updateTree(base: base.tree, changes: changes)
+        let commit = try repo.createCommit(
+            tree: tree, parent: base.commit, message: Self.message(record),
+            author: (record.user, "\(record.user)@\(record.host)"), time: record.startedAt)
+        return HistoryPoint(commit: commit, tree: tree, meta: meta, record: record)
+    }
+
+    static func message(_ record: RunRecord) -> String {
+        var trailers = ["Provision-Run: \(record.run)", "Provision-Action: \(record.action.rawValue)"]
+        if let name = record.recipeName, let path = record.recipe { trailers.append("Provision-Recipe: \(name) (\(path))") }
+        if let undid = record.undid, !undid.isEmpty { trailers.append("Provision-Undid: \(undid.map(String.init).joined(separator: ", "))") }
+        trailers += ["Provision-Host: \(record.host)", "Provision-User: \(record.user)", "Provision-Version: \(record.version)"]
+        var body = ""
+        if !record.files.isEmpty {
+            body = record.files.map { "  \($0.change.rawValue): \($0.path)" }.joined(separator: "\n") + "\n\n"
+        }
+        return "\(record.summary)\n\n\(body)\(trailers.joined(separator: "\n"))\n"
+    }
+
+    /// Commits from the tip back along first parents, newest first.
+    func walk(_ body: (HistoryPoint, GitCommitInfo) throws -> Bool) throws {
+        var next = try repo.tip()
+        while let id = next {
+            let info = try repo.commit(id)
+            if try !body(try point(at: id), info) { return }
+            next = info.parent
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var history: JSONEncoder {
+        let encoder = JSONEncoder.sorted
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    static var history: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+
+/// One path going from `before` to `after`.
+public struct FileChange: Sendable {
+    public enum Kind: String, Sendable, Codable { case created, modified, deleted, metadata }
+
+    /// Host path with symlinks resolved inside the root.
+    public var path: String
+    public var before: FileState
+    public var after: FileState
+
+    public var kind: Kind {
+        switch (before, after) {
+        case (.absent, _): return .created
+        case (_, .absent): return .deleted
+        case (.file(let old, _), .file(let new, _)): return old == new ? .metadata : .modified
+        }
+    }
+
+    /// Unified diff plus a line for owner/mode changes.
+    public var diff: String { Diff.describe(path: path, before: before, after: after) }
+}
+
+public enum StepStatus: String, Sendable, Codable { case ok, changed, skipped, failed }
+
+public struct StepResult: Sendable {
+    public var id: String
+    public var uses: String
+    public var status: StepStatus
+    public var changes: [FileChange]
+    public var notices: [Notice]
+}
+
+/// Everything a run would do, computed without touching the host.
+public struct Plan: Sendable {
+    public var recipe: Recipe
+    public var vars: [String: Value]
+    public var facts: Value
+    public var steps: [StepResult]
+    /// Net change per path across all steps, in the order paths were first touched.
+    public var changes: [FileChange]
+    /// Handlers, merged by argv; only those notified by a net change will run.
+    public var handlers: [HandlerAction]
+    public var notices: [Notice]
+
+    public var changedStepCount: Int { steps.filter { $0.status == .changed }.count }
+
+    public var notifiedHandlers: [HandlerAction] {
+        let changed = Set(changes.map(\.path))
+        return handlers.filter { $0.notifiedBy.contains(where: changed.contains) }
+    }
+}
+
+public struct Planner: Sendable {
+    public let root: HostRoot
+    public let registry: PluginRegistry
+
+    public init(root: HostRoot, registry: PluginRegistry) {
+        self.root = root
+        self.registry = registry
+    }
+
+    /// `--var K=V` values applied over the recipe's defaults; unknown names are an error.
+    public static func resolveVars(_ recipe: Recipe, overrides: [String: String]) throws -> [String: Value] {
+        var vars = recipe.vars
+        for (key, value) in overrides {
+            guard vars[key] != nil else {
+                let known = recipe.varOrder.joined(separator: ", ")
+                throw ProvisionError(.invalidInput, "recipe \(recipe.path) declares no variable \"\(key)\" (it has: \(known.isEmpty ? "none" : known))")
+            }
+            vars[key] = .string(value)
+        }
+        return vars
+    }
+
+    public func plan(_ recipe: Recipe, overrides: [String: String] = [:]) throws -> Plan {
+        let vars = try Self.resolveVars(recipe, overrides: overrides)
+        let facts = Facts.gather(root)
+        let view = HostView(root: root, facts: facts)
+        var results: [StepResult] = []
+        var firstSeen: [String] = []
+        var originals: [String: FileState] = [:]
+        var handlers: [HandlerAction] = []
+        var notices: [Notice] = []
+
+        for step in recipe.steps {
+            guard let plugin = registry.plugin(step.uses) else {
+                throw ProvisionError(.invalidInput, "unknown step kind \"\(step.uses)\"", at: step.location)
+            }
+            let options = StepOptions(
+                values: step.options, specs: plugin.options,
+                context: InterpolationContext(vars: vars, facts: view.facts), stepLocation: step.location)
+            let stepPlan: StepPlan
+            do {
+                stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view))
+            } catch var error as ProvisionError {
+                if error.location == nil { error.location = step.location }
+                error.message = "step \(step.id) (\(step.uses)): \(error.message)"
+                throw error
+            }
+            var changes: [FileChange] = []
+            for desired in stepPlan.files {
+                let resolved = try root.resolve(try HostRoot.normalize(desired.path, at: step.location))
+                let current = try view.state(resolved: resolved)
+                let target = try Self.target(of: desired.state, current: current)
+                if originals[resolved] == nil {
+                    originals[resolved] = try view.original(resolved: resolved)
+                    firstSeen.append(resolved)
+                }
+                if target != current {
+                    changes.append(FileChange(path: resolved, before: current, after: target))
+                    view.stage(resolved, target)
+                }
+            }
+            for handler in stepPlan.handlers {
+                let notifiedBy = try handler.notifiedBy.map { try root.resolve(try HostRoot.normalize($0, at: step.location)) }
+                if let index = handlers.firstIndex(where: { $0.argv == handler.argv }) {
+                    handlers[index].notifiedBy += notifiedBy.filter { !handlers[index].notifiedBy.contains($0) }
+                } else {
+                    handlers.append(HandlerAction(argv: handler.argv, notifiedBy: notifiedBy))
+                }
+            }
+            let stepNotices = stepPlan.notices.map { notice -> Notice in
+                var tagged = notice
+                tagged.step = step.id
+                return tagged
+            }
+            notices += stepNotices
+            view.export(stepPlan.exports)
+            results.append(
+                StepResult(id: step.id, uses: step.uses, status: changes.isEmpty ? .ok : .changed, changes: changes, notices: stepNotices))
+        }
+
+        var net: [FileChange] = []
+        for path in firstSeen {
+            let before = originals[path]!
+            let after = try view.state(resolved: path)
+            if before != after { net.append(FileChange(path: path, before: before, after: after)) }
+        }
+        return Plan(recipe: recipe, vars: vars, facts: facts, steps: results, changes: net, handlers: handlers, notices: notices)
+    }
+
+    /// Fills in what a step left unsaid: metadata it did not ask for stays as it is, and new files
+    /// default to 0644 root:root.
+    static func target(of desired: DesiredFile.State, current: FileState) throws -> FileState {
+        switch desired {
+        case .absent:
+            return .absent
+        case .present(let content, let mode, let uid, let gid):
+            let base = current.meta ?? FileMeta(mode: 0o644, uid: 0, gid: 0)
+            return .file(content, FileMeta(mode: mode ?? base.mode, uid: uid ?? base.uid, gid: gid ?? base.gid))
+        }
+    }
+}

@@ -1,0 +1,258 @@
+import Foundation
+
+/// A step kind. `plan` is a pure function of the host view: it reads, never writes, and returns
+/// what the host should look like. The core does every side effect, which is what makes `plan`
+/// exact and every run idempotent and reversible.
+public protocol StepPlugin: Sendable {
+    /// The name recipes use in `uses:` ("file.line").
+    var kind: String { get }
+    var summary: String { get }
+    var options: [OptionSpec] { get }
+    func plan(_ step: StepContext) throws -> StepPlan
+}
+
+public struct StepContext {
+    public let id: String
+    public let options: StepOptions
+    /// The host as it will be once earlier steps have run.
+    public let host: HostView
+}
+
+public enum OptionType: Sendable, CustomStringConvertible {
+    case string
+    case int
+    case bool
+    case stringList
+    /// Octal permission bits written as a string ("0644").
+    case mode
+    /// An absolute host path, checked not to leave the root.
+    case path
+    case map
+    /// One of a fixed set of words.
+    case choice([String])
+
+    public var description: String {
+        switch self {
+        case .string: return "string"
+        case .int: return "integer"
+        case .bool: return "boolean"
+        case .stringList: return "list of strings"
+        case .mode: return "octal mode"
+        case .path: return "absolute path"
+        case .map: return "mapping"
+        case .choice(let words): return words.joined(separator: "|")
+        }
+    }
+
+    /// Structural check at load time, before any step runs. Values that contain `${…}` are checked
+    /// again after interpolation.
+    func check(_ node: RecipeNode, option: String) throws {
+        func fail(_ expected: String) -> ProvisionError {
+            ProvisionError(.invalidInput, "option \"\(option)\" must be \(expected), found \(node.typeName)", at: node.location)
+        }
+        switch (self, node.kind) {
+        case (.map, .map): return
+        case (.map, _): throw fail("a mapping")
+        case (.stringList, .list(let items)):
+            for item in items {
+                guard case .scalar = item.kind else {
+                    throw ProvisionError(.invalidInput, "option \"\(option)\" must be a list of strings", at: item.location)
+                }
+            }
+        case (.stringList, .scalar(let text)):
+            guard text.hasPrefix("${"), text.hasSuffix("}") else { throw fail("a list of strings") }
+        case (.stringList, _): throw fail("a list of strings")
+        case (_, .scalar(let text)):
+            if text.contains("${") { return }
+            try checkScalar(text, option: option, at: node.location)
+        case (_, _): throw fail("a \(self)")
+        }
+    }
+
+    func checkScalar(_ text: String, option: String, at location: SourceLocation) throws {
+        switch self {
+        case .int where Int(text) == nil:
+            throw ProvisionError(.invalidInput, "option \"\(option)\" must be an integer, found \"\(text)\"", at: location)
+        case .bool where !["true", "false"].contains(text):
+            throw ProvisionError(.invalidInput, "option \"\(option)\" must be true or false, found \"\(text)\"", at: location)
+        case .mode where FileMeta.parseMode(text) == nil:
+            throw ProvisionError(.invalidInput, "option \"\(option)\" must be an octal mode like \"0644\", found \"\(text)\"", at: location)
+        case .path: _ = try HostRoot.normalize(text, at: location)
+        case .choice(let words) where !words.contains(text):
+            throw ProvisionError(
+                .invalidInput, "option \"\(option)\" must be one of \(words.joined(separator: ", ")), found \"\(text)\"", at: location)
+        default: return
+        }
+    }
+}
+
+public struct OptionSpec: Sendable {
+    public var name: String
+    public var type: OptionType
+    public var required: Bool
+    public var help: String
+    /// Shown by `provision plugins`; the plugin applies the default itself.
+    public var defaultText: String?
+
+    public init(_ name: String, _ type: OptionType, required: Bool = false, default defaultText: String? = nil, help: String) {
+        self.name = name
+        self.type = type
+        self.required = required
+        self.help = help
+        self.defaultText = defaultText
+    }
+}
+
+/// A step's options, interpolated on access so that facts exported by earlier steps are seen.
+/// Every accessor that fails names the option's line in the recipe.
+public struct StepOptions: Sendable {
+    let values: [String: RecipeNode]
+    let specs: [OptionSpec]
+    let context: InterpolationContext
+    public let stepLocation: SourceLocation
+
+    public func has(_ name: String) -> Bool { values[name] != nil }
+
+    public func location(of name: String) -> SourceLocation { values[name]?.location ?? stepLocation }
+
+    public func error(_ name: String, _ message: String) -> ProvisionError {
+        ProvisionError(.invalidInput, message, at: location(of: name))
+    }
+
+    private func scalar(_ name: String) throws -> String? {
+        guard let node = values[name] else { return nil }
+        guard case .scalar(let text) = node.kind else { throw error(name, "option \"\(name)\" must be a scalar") }
+        let value = try context.render(text, at: node.location)
+        guard let rendered = value.scalarText else {
+            throw error(name, "option \"\(name)\" must be a scalar, but \(text) is a list or mapping")
+        }
+        if let spec = specs.first(where: { $0.name == name }) {
+            try spec.type.checkScalar(rendered, option: name, at: node.location)
+        }
+        return rendered
+    }
+
+    public func string(_ name: String) throws -> String? { try scalar(name) }
+
+    public func string(_ name: String, default fallback: String) throws -> String { try scalar(name) ?? fallback }
+
+    public func requiredString(_ name: String) throws -> String {
+        guard let value = try scalar(name) else { throw ProvisionError(.invalidInput, "option \"\(name)\" is required", at: stepLocation) }
+        return value
+    }
+
+    public func bool(_ name: String, default fallback: Bool) throws -> Bool {
+        guard let text = try scalar(name) else { return fallback }
+        return text == "true"
+    }
+
+    public func int(_ name: String) throws -> Int? { try scalar(name).flatMap { Int($0) } }
+
+    public func mode(_ name: String) throws -> UInt32? { try scalar(name).flatMap(FileMeta.parseMode) }
+
+    public func path(_ name: String) throws -> String? {
+        guard let text = try scalar(name) else { return nil }
+        return try HostRoot.normalize(text, at: location(of: name))
+    }
+
+    public func requiredPath(_ name: String) throws -> String {
+        guard let value = try path(name) else { throw ProvisionError(.invalidInput, "option \"\(name)\" is required", at: stepLocation) }
+        return value
+    }
+
+    public func stringList(_ name: String) throws -> [String]? {
+        guard let node = values[name] else { return nil }
+        switch node.kind {
+        case .list(let items):
+            return try items.map { item in
+                guard case .scalar(let text) = item.kind, let rendered = try context.render(text, at: item.location).scalarText else {
+                    throw ProvisionError(.invalidInput, "option \"\(name)\" must be a list of strings", at: item.location)
+                }
+                return rendered
+            }
+        case .scalar(let text):
+            switch try context.render(text, at: node.location) {
+            case .list(let items):
+                return try items.map { item in
+                    guard let text = item.scalarText else { throw error(name, "option \"\(name)\" must be a list of strings") }
+                    return text
+                }
+            case let value:
+                guard let text = value.scalarText else { throw error(name, "option \"\(name)\" must be a list of strings") }
+                return text.split(whereSeparator: \.isWhitespace).map(String.init)
+            }
+        case .map:
+            throw error(name, "option \"\(name)\" must be a list of strings")
+        }
+    }
+}
+
+/// What a step wants one path to be.
+public struct DesiredFile: Sendable {
+    public enum State: Sendable {
+        /// Content, and optionally mode/owner/group; nil keeps what the file has (or the default
+        /// 0644 root:root for a new file).
+        case present(Data, mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil)
+        case absent
+    }
+
+    public var path: String
+    public var state: State
+
+    public init(path: String, state: State) {
+        self.path = path
+        self.state = state
+    }
+}
+
+/// A command to run after all writes, once, and only if one of `notifiedBy` actually changed.
+public struct HandlerAction: Sendable, Hashable, Codable {
+    public var argv: [String]
+    public var notifiedBy: [String]
+
+    public init(argv: [String], notifiedBy: [String]) {
+        self.argv = argv
+        self.notifiedBy = notifiedBy
+    }
+}
+
+public struct Notice: Sendable, Hashable, Codable {
+    public enum Level: String, Sendable, Codable { case info, warning }
+    public var level: Level
+    public var message: String
+    /// Filled in by the planner.
+    public var step: String?
+
+    public init(_ level: Level, _ message: String) {
+        self.level = level
+        self.message = message
+    }
+}
+
+public struct StepPlan: Sendable {
+    public var files: [DesiredFile]
+    public var handlers: [HandlerAction]
+    public var notices: [Notice]
+    /// Facts for later steps, visible as `${facts.<key>}` and through `HostView.facts`.
+    public var exports: [String: Value]
+
+    public init(files: [DesiredFile] = [], handlers: [HandlerAction] = [], notices: [Notice] = [], exports: [String: Value] = [:]) {
+        self.files = files
+        self.handlers = handlers
+        self.notices = notices
+        self.exports = exports
+    }
+}
+
+/// The step kinds a run can use.
+public struct PluginRegistry: Sendable {
+    public private(set) var plugins: [any StepPlugin]
+
+    public init(_ plugins: [any StepPlugin]) {
+        self.plugins = plugins.sorted { $0.kind < $1.kind }
+    }
+
+    public var kinds: [String] { plugins.map(\.kind) }
+
+    public func plugin(_ kind: String) -> (any StepPlugin)? { plugins.first { $0.kind == kind } }
+}

@@ -1,0 +1,230 @@
+import Foundation
+import Yams
+
+/// A recipe value as written, with where it was written, so errors found later (at plan time,
+/// after interpolation) still point at the right line.
+public struct RecipeNode: Sendable {
+    public enum Kind: Sendable {
+        case scalar(String)
+        case list([RecipeNode])
+        case map([(key: String, keyLocation: SourceLocation, value: RecipeNode)])
+    }
+
+    public var kind: Kind
+    public var location: SourceLocation
+
+    public init(_ kind: Kind, at location: SourceLocation) {
+        self.kind = kind
+        self.location = location
+    }
+
+    var typeName: String {
+        switch kind {
+        case .scalar: return "a scalar"
+        case .list: return "a list"
+        case .map: return "a mapping"
+        }
+    }
+
+    /// The value with no interpolation: for variable defaults.
+    var literal: Value {
+        switch kind {
+        case .scalar(let text): return .string(text)
+        case .list(let items): return .list(items.map(\.literal))
+        case .map(let entries):
+            return .map(Dictionary(entries.map { ($0.key, $0.value.literal) }, uniquingKeysWith: { _, last in last }))
+        }
+    }
+}
+
+public struct RecipeStep: Sendable {
+    public var id: String
+    public var uses: String
+    public var options: [String: RecipeNode]
+    public var location: SourceLocation
+}
+
+/// A parsed, validated recipe. Loading checks everything that can be checked without the host:
+/// keys, step kinds, option names and types, variable references.
+public struct Recipe: Sendable {
+    public var path: String
+    public var name: String
+    public var description: String?
+    public var vars: [String: Value]
+    public var varOrder: [String]
+    public var steps: [RecipeStep]
+
+    public static func load(path: String, registry: PluginRegistry) throws -> Recipe {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ProvisionError(.notFound, "cannot read recipe \(path)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ProvisionError(.invalidInput, "recipe \(path) is not UTF-8 text")
+        }
+        return try parse(text, file: path, registry: registry)
+    }
+
+    public static func parse(_ text: String, file: String, registry: PluginRegistry) throws -> Recipe {
+        let root = try RecipeParser(file: file).parse(text)
+        guard case .map(let entries) = root.kind else {
+            throw ProvisionError(.invalidInput, "a recipe is a mapping with name, vars and steps; found \(root.typeName)", at: root.location)
+        }
+        var name: String?
+        var description: String?
+        var vars: [String: Value] = [:]
+        var varOrder: [String] = []
+        var stepsNode: RecipeNode?
+        for (key, keyLocation, value) in entries {
+            switch key {
+            case "name": name = try value.scalarString("name")
+            case "description": description = try value.scalarString("description")
+            case "vars":
+                guard case .map(let varEntries) = value.kind else {
+                    throw ProvisionError(.invalidInput, "vars must be a mapping of name: default", at: value.location)
+                }
+                for (varName, varLocation, varValue) in varEntries {
+                    guard Interpolation.isIdentifier(varName) else {
+                        throw ProvisionError(.invalidInput, "variable name \"\(varName)\" must be letters, digits and _", at: varLocation)
+                    }
+                    vars[varName] = varValue.literal
+                    varOrder.append(varName)
+                }
+            case "steps": stepsNode = value
+            default:
+                throw ProvisionError(
+                    .invalidInput, "unknown key \"\(key)\" (a recipe has name, description, vars, steps)", at: keyLocation)
+            }
+        }
+        guard let name else { throw ProvisionError(.invalidInput, "the recipe has no name", at: root.location) }
+        guard let stepsNode else { throw ProvisionError(.invalidInput, "the recipe has no steps", at: root.location) }
+        guard case .list(let stepNodes) = stepsNode.kind else {
+            throw ProvisionError(.invalidInput, "steps must be a list", at: stepsNode.location)
+        }
+        var steps: [RecipeStep] = []
+        var seenIDs: Set<String> = []
+        for (index, node) in stepNodes.enumerated() {
+            let step = try parseStep(node, index: index, registry: registry, vars: Set(vars.keys))
+            guard seenIDs.insert(step.id).inserted else {
+                throw ProvisionError(.invalidInput, "step id \"\(step.id)\" is used twice", at: step.location)
+            }
+            steps.append(step)
+        }
+        return Recipe(path: file, name: name, description: description, vars: vars, varOrder: varOrder, steps: steps)
+    }
+
+    private static func parseStep(_ node: RecipeNode, index: Int, registry: PluginRegistry, vars: Set<String>) throws -> RecipeStep {
+        guard case .map(let entries) = node.kind else {
+            throw ProvisionError(.invalidInput, "a step is a mapping with uses, id and with", at: node.location)
+        }
+        var uses: (String, SourceLocation)?
+        var id: String?
+        var with: RecipeNode?
+        for (key, keyLocation, value) in entries {
+            switch key {
+            case "uses": uses = (try value.scalarString("uses"), value.location)
+            case "id":
+                let text = try value.scalarString("id")
+                guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                    throw ProvisionError(.invalidInput, "step id \"\(text)\" must be letters, digits, - _ and .", at: value.location)
+                }
+                id = text
+            case "with": with = value
+            default:
+                throw ProvisionError(.invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with)", at: keyLocation)
+            }
+        }
+        guard let (kind, kindLocation) = uses else {
+            throw ProvisionError(.invalidInput, "step \(index + 1) has no \"uses\"", at: node.location)
+        }
+        guard let plugin = registry.plugin(kind) else {
+            throw ProvisionError(
+                .invalidInput, "unknown step kind \"\(kind)\" (known: \(registry.kinds.joined(separator: ", ")))", at: kindLocation)
+        }
+        var options: [String: RecipeNode] = [:]
+        if let with {
+            guard case .map(let optionEntries) = with.kind else {
+                throw ProvisionError(.invalidInput, "\"with\" must be a mapping of options", at: with.location)
+            }
+            for (key, keyLocation, value) in optionEntries {
+                guard let spec = plugin.options.first(where: { $0.name == key }) else {
+                    let known = plugin.options.map(\.name).joined(separator: ", ")
+                    throw ProvisionError(.invalidInput, "\(kind) has no option \"\(key)\" (options: \(known))", at: keyLocation)
+                }
+                try spec.type.check(value, option: key)
+                try Interpolation.checkReferences(in: value, vars: vars)
+                options[key] = value
+            }
+        }
+        for spec in plugin.options where spec.required && options[spec.name] == nil {
+            throw ProvisionError(.invalidInput, "\(kind) needs option \"\(spec.name)\"", at: node.location)
+        }
+        return RecipeStep(id: id ?? "\(kind)#\(index + 1)", uses: kind, options: options, location: node.location)
+    }
+}
+
+extension RecipeNode {
+    func scalarString(_ what: String) throws -> String {
+        guard case .scalar(let text) = kind else {
+            throw ProvisionError(.invalidInput, "\(what) must be a string, found \(typeName)", at: location)
+        }
+        return text
+    }
+}
+
+/// Turns YAML into `RecipeNode`s, keeping positions, refusing duplicate keys and anchors/aliases
+/// (which would make locations ambiguous).
+struct RecipeParser {
+    let file: String
+
+    func parse(_ text: String) throws -> RecipeNode {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw translate(error)
+        }
+        guard let node else { throw ProvisionError(.invalidInput, "the recipe is empty", at: SourceLocation(file: file, line: 1, column: 1)) }
+        return try convert(node)
+    }
+
+    private func location(_ mark: Mark?) -> SourceLocation {
+        SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
+    }
+
+    private func convert(_ node: Node) throws -> RecipeNode {
+        switch node {
+        case .scalar(let scalar):
+            return RecipeNode(.scalar(scalar.string), at: location(scalar.mark))
+        case .sequence(let sequence):
+            return RecipeNode(.list(try sequence.map(convert)), at: location(sequence.mark))
+        case .mapping(let mapping):
+            var entries: [(key: String, keyLocation: SourceLocation, value: RecipeNode)] = []
+            var seen: Set<String> = []
+            for (key, value) in mapping {
+                guard case .scalar(let keyScalar) = key else {
+                    throw ProvisionError(.invalidInput, "mapping keys must be plain strings", at: location(key.mark))
+                }
+                guard seen.insert(keyScalar.string).inserted else {
+                    throw ProvisionError(.invalidInput, "duplicate key \"\(keyScalar.string)\"", at: location(keyScalar.mark))
+                }
+                entries.append((keyScalar.string, location(keyScalar.mark), try convert(value)))
+            }
+            return RecipeNode(.map(entries), at: location(mapping.mark))
+        case .alias(let alias):
+            throw ProvisionError(.invalidInput, "YAML aliases are not supported in recipes", at: location(alias.mark))
+        }
+    }
+
+    private func translate(_ error: YamlError) -> ProvisionError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+            return ProvisionError(.invalidInput, "malformed YAML: \(text)", at: location(mark))
+        case .reader(let problem, _, _, _):
+            return ProvisionError(.invalidInput, "malformed YAML: \(problem)", at: SourceLocation(file: file, line: 1, column: 1))
+        default:
+            return ProvisionError(.invalidInput, "malformed YAML: \(error)", at: SourceLocation(file: file, line: 1, column: 1))
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+
+/// What one commit in history records about itself, stored as `.provision/run.json` in its tree
+/// (overwritten by each commit, so reading the tip stays O(1) however long history grows).
+public struct RunRecord: Sendable, Codable {
+    public enum Action: String, Sendable, Codable {
+        /// A recipe run.
+        case apply
+        case rollback
+        /// Undo of a run that was interrupted (crash, kill) between its first and last write.
+        case recover
+        /// Files edited by hand since history last saw them, recorded before a run touches them.
+        case drift
+        /// First-touch originals of files a run is about to change.
+        case preState = "pre-state"
+    }
+
+    public struct FileEntry: Sendable, Codable, Hashable {
+        public var path: String
+        public var change: FileChange.Kind
+    }
+
+    public struct StepEntry: Sendable, Codable {
+        public var id: String
+        public var uses: String
+        public var status: StepStatus
+        public var files: [String]
+    }
+
+    public struct HandlerEntry: Sendable, Codable {
+        public enum Status: String, Sendable, Codable { case ran, failed, skipped }
+        public var argv: [String]
+        public var notifiedBy: [String]
+        public var status: Status
+        /// Why it was skipped, or the tail of its output when it failed.
+        public var detail: String?
+    }
+
+    public var run: Int
+    public var action: Action
+    public var summary: String
+    public var recipe: String?
+    public var recipeName: String?
+    public var vars: [String: Value]?
+    public var facts: Value?
+    public var steps: [StepEntry]?
+    public var files: [FileEntry]
+    public var createdDirectories: [String]
+    /// Every handler the run's steps declared, with whether it ran.
+    public var handlers: [HandlerEntry]
+    public var notices: [Notice]
+    /// Runs this rollback (or recovery) undid.
+    public var undid: [Int]?
+    public var host: String
+    public var user: String
+    public var version: String
+    public var startedAt: Date
+    public var durationMs: Int?
+
+    public var changedFiles: [String] { files.map(\.path) }
+}
+
+/// Metadata git cannot keep: owner and group (by id and name), full mode, and absent markers.
+struct TrackedFile: Sendable, Codable, Hashable {
+    var type: String  // "file" or "absent"
+    var mode: String?
+    var uid: UInt32?
+    var gid: UInt32?
+    var user: String?
+    var group: String?
+
+    static let absent = TrackedFile(type: "absent")
+
+    var meta: FileMeta? {
+        guard type == "file", let mode = mode.flatMap(FileMeta.parseMode), let uid, let gid else { return nil }
+        return FileMeta(mode: mode, uid: uid, gid: gid)
+    }
+}
+
+public let provisionVersion = "0.1.0"

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import ProvisionCore
+import ProvisionPlugins
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Root of the host to act on (a host snapshot, a chroot, or / for this machine).")
+    var root: String = "/"
+
+    @Option(name: .long, help: "History repository (default: ROOT/var/lib/provision/history.git).")
+    var history: String?
+
+    @Flag(name: .long, help: "Print one JSON document on stdout.")
+    var json = false
+
+    @Option(name: .customLong("lock-timeout"), help: "Seconds to wait for another run on the same root.")
+    var lockTimeout: Double = 300
+
+    func engine() throws -> Engine {
+        let engine = Engine(root: try HostRoot(root), historyPath: history, registry: builtinRegistry)
+        engine.lockTimeout = lockTimeout
+        return engine
+    }
+}
+
+/// `--var K=V`, repeatable.
+struct VariableOptions: ParsableArguments {
+    @Option(name: .customLong("var"), help: ArgumentHelp("Set a recipe variable.", valueName: "name=value"))
+    var assignments: [String] = []
+
+    func parsed() throws -> [String: String] {
+        var vars: [String: String] = [:]
+        for assignment in assignments {
+            guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
+                throw ValidationError("--var takes name=value, got \"\(assignment)\"")
+            }
+            vars[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
+        }
+        return vars
+    }
+}
+
+/// Runs a command body, turning engine errors into a message (or JSON) and the contract's exit code.
+func runReporting(json: Bool, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ProvisionError {
+        if json {
+            Output.printJSON(ErrorDocument(error: .init(error)))
+        }
+        var text = "provision: error: \(error.description)\n"
+        if let detail = error.detail, !detail.isEmpty { text += detail }
+        FileHandle.standardError.write(Data(text.utf8))
+        throw ExitCode(error.exitCode)
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+import Foundation
+import ProvisionCore
+
+@main
+struct Provision: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "provision",
+        abstract: "Idempotent host configuration with a git history of every file it touches.",
+        version: provisionVersion,
+        subcommands: [
+            PlanCommand.self, ApplyCommand.self, RollbackCommand.self, HistoryCommand.self, ShowCommand.self, PluginsCommand.self,
+        ])
+}
