@@ -41,17 +41,18 @@ let package = Package(
             name: "provision-bench",
             dependencies: ["ProvisionCore", "ProvisionPlugins"],
             path: "Sources/provision-bench"),
+        .target(name: "ProvisionTestSupport", dependencies: ["ProvisionCore"], path: "Tests/Support"),
         .testTarget(
             name: "ProvisionCoreTests",
-            dependencies: ["ProvisionCore", "ProvisionPlugins"],
+            dependencies: ["ProvisionCore", "ProvisionPlugins", "ProvisionTestSupport", "CSystem"],
             path: "Tests/ProvisionCoreTests"),
         .testTarget(
             name: "ProvisionFilesTests",
-            dependencies: ["ProvisionCore", "ProvisionFiles"],
+            dependencies: ["ProvisionCore", "ProvisionFiles", "ProvisionTestSupport"],
             path: "Tests/ProvisionFilesTests"),
         .testTarget(
             name: "CLITests",
-            dependencies: ["provision", "ProvisionCore"],
+            dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
             path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]

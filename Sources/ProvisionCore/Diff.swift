@@ -33,7 +33,8 @@ public enum Diff {
             return "Binary files \(oldLabel) and \(newLabel) differ (\(old.count) -> \(new.count) bytes)\n"
         }
         let a = lines(oldText), b = lines(newText)
-        let edits = script(a.map(\.text), b.map(\.text))
+        // A missing final newline makes a line differ, as in diff -u.
+        let edits = script(a.map { $0.text + ($0.terminated ? "\n" : "") }, b.map { $0.text + ($0.terminated ? "\n" : "") })
         var out = "--- \(oldLabel)\n+++ \(newLabel)\n"
         for hunk in hunks(edits, context: context) {
             var oldCount = 0, newCount = 0

@@ -221,6 +221,9 @@ struct RecipeParser {
             .composer(let context, let problem, let mark, _):
             let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
             return ProvisionError(.invalidInput, "malformed YAML: \(text)", at: location(mark))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ProvisionError(
+                .invalidInput, "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", "))", at: location(context.mark))
         case .reader(let problem, _, _, _):
             return ProvisionError(.invalidInput, "malformed YAML: \(problem)", at: SourceLocation(file: file, line: 1, column: 1))
         default:
