@@ -94,8 +94,12 @@ public struct Planner: Sendable {
             do {
                 stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view))
             } catch var error as ProvisionError {
-                if error.location == nil { error.location = step.location }
-                error.message = "step \(step.id) (\(step.uses)): \(error.message)"
+                if error.location == nil || error.location == step.location {
+                    error.location = step.location
+                    error.message = "step \(step.id) (\(step.uses)): \(error.message)"
+                } else if error.location?.file != recipe.path {
+                    error.message += " (step \(step.id), \(step.uses))"
+                }
                 throw error
             }
             var changes: [FileChange] = []
