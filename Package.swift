@@ -49,7 +49,8 @@ let package = Package(
         .testTarget(
             name: "ProvisionFilesTests",
             dependencies: ["ProvisionCore", "ProvisionFiles", "ProvisionTestSupport"],
-            path: "Tests/ProvisionFilesTests"),
+            path: "Tests/ProvisionFilesTests",
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "CLITests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],

@@ -90,3 +90,78 @@ public func fileIdentity(_ path: String) -> String {
     lstat(path, &info)
     return "\(info.st_ino) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
 }
+
+/// The built `provision` executable, run as a user would.
+public enum CLI {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var signal: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    public static let binary: String = {
+        let candidates: [String?] = [
+            Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("provision").path,
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("provision").path,
+            Package.path(".build/debug/provision"),
+        ]
+        return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? Package.path(".build/debug/provision")
+    }()
+
+    /// Runs the CLI with stdout and stderr captured separately (through files, so no pipe can fill).
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = try start(arguments, environment: environment)
+        return process.wait()
+    }
+
+    public final class Running: @unchecked Sendable {
+        let process: Process
+        let out: String
+        let err: String
+
+        init(process: Process, out: String, err: String) {
+            self.process = process
+            self.out = out
+            self.err = err
+        }
+
+        public func wait() -> Result {
+            process.waitUntilExit()
+            defer {
+                unlink(out)
+                unlink(err)
+            }
+            let signaled = process.terminationReason == .uncaughtSignal
+            return Result(
+                status: signaled ? -1 : process.terminationStatus, signal: signaled ? process.terminationStatus : 0,
+                stdout: String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self),
+                stderr: String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self))
+        }
+    }
+
+    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Running {
+        let id = UUID().uuidString
+        let out = "/tmp/provision-cli-\(id).out", err = "/tmp/provision-cli-\(id).err"
+        guard FileManager.default.createFile(atPath: out, contents: nil), FileManager.default.createFile(atPath: err, contents: nil) else {
+            throw ProvisionError(.io, "cannot create capture files in /tmp")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.standardOutput = FileHandle(forWritingAtPath: out)
+        process.standardError = FileHandle(forWritingAtPath: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return Running(process: process, out: out, err: err)
+    }
+
+    /// Parses a `--json` document.
+    public static func json(_ text: String) throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw ProvisionError(.invalidInput, "not a JSON object: \(text)")
+        }
+        return object
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import ProvisionCore
+import ProvisionTestSupport
+import Testing
+
+/// The CLI contract other tools script against: JSON shape, exit codes, and a history plain git reads.
+@Suite struct CLITests {
+    let recipe = Package.path("recipes/vfio-passthrough.yaml")
+
+    @Test func planApplyReapplyRollbackThroughTheCLI() throws {
+        let temp = try TempRoot(copying: "arch")
+        let original = try temp.fingerprint()
+
+        let plan = try CLI.run(["plan", recipe, "--root", temp.path, "--detailed-exitcode"])
+        #expect(plan.status == 2, "\(plan.stderr)")
+        #expect(plan.stdout.contains("+options vfio-pci ids=10de:1b80,10de:10f0"))
+        #expect(plan.stdout.contains("-GRUB_CMDLINE_LINUX_DEFAULT=\"loglevel=3 quiet\""))
+
+        let apply = try CLI.run(["apply", recipe, "--root", temp.path, "--json"])
+        #expect(apply.status == 0, "\(apply.stderr)")
+        let document = try CLI.json(apply.stdout)
+        #expect(document["run"] as? Int == 1)
+        #expect(document["changed"] as? Int == 5)
+        let steps = try #require(document["steps"] as? [[String: Any]])
+        #expect(steps.map { $0["status"] as? String } == Array(repeating: "changed", count: 5))
+        #expect(steps.map { $0["id"] as? String } == ["modprobe-vfio", "initramfs-modules", "kernel-cmdline", "qemu-conf", "xorg-stale-gpu"])
+        #expect(steps.allSatisfy { $0["uses"] is String })
+
+        let again = try CLI.run(["apply", recipe, "--root", temp.path, "--json"])
+        let againDocument = try CLI.json(again.stdout)
+        #expect(againDocument["changed"] as? Int == 0)
+        #expect(againDocument["run"] as? Int == 2)
+        let noop = try CLI.run(["plan", recipe, "--root", temp.path, "--detailed-exitcode"])
+        #expect(noop.status == 0)
+
+        let history = try CLI.run(["history", "--root", temp.path, "--json"])
+        let runs = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]]
+        #expect(runs?.map { $0["action"] as? String } == ["apply", "apply", "pre-state"])
+        let grubOnly = try CLI.run(["history", "/etc/default/grub", "--root", temp.path, "-n", "1"])
+        #expect(grubOnly.stdout.split(separator: "\n").count == 1)
+
+        let show = try CLI.run(["show", "1", "--root", temp.path])
+        #expect(show.stdout.contains("+MODULES=(vfio_pci vfio vfio_iommu_type1)"))
+
+        let rollback = try CLI.run(["rollback", "--root", temp.path])
+        #expect(rollback.status == 0, "\(rollback.stderr)")
+        #expect(try temp.fingerprint() == original)
+    }
+
+    @Test func plainGitReadsTheHistory() throws {
+        let temp = try TempRoot(copying: "arch")
+        _ = try CLI.run(["apply", recipe, "--root", temp.path])
+        _ = try CLI.run(["rollback", "--root", temp.path])
+        var info = stat()
+        stat(temp.historyPath, &info)
+        #expect(info.st_mode & 0o777 == 0o700)
+        let log = try temp.git("log", "--format=%s%n%(trailers:key=Provision-Run,key=Provision-Action,valueonly,separator=%x2C)")
+        let lines = log.split(separator: "\n")
+        #expect(lines.contains("rollback run 1: 5 file(s) restored"))
+        #expect(lines.contains("2,rollback"))
+        #expect(lines.contains("1,apply"))
+        #expect(lines.contains("1,pre-state"))
+        let trailers = try temp.git("log", "-1", "--skip=1", "--format=%(trailers)")
+        for key in ["Provision-Run: 1", "Provision-Action: apply", "Provision-Recipe: vfio-passthrough", "Provision-Host: archbox",
+            "Provision-User:", "Provision-Version: 0.1.0"]
+        {
+            #expect(trailers.contains(key), "\(key) in \(trailers)")
+        }
+        let show = try temp.git("show", "HEAD~1", "--", "etc/default/grub")
+        #expect(show.contains("+GRUB_CMDLINE_LINUX_DEFAULT=\"loglevel=3 quiet intel_iommu=on iommu=pt vfio-pci.ids=10de:1b80,10de:10f0\""))
+        _ = try temp.git("fsck", "--strict")
+        let record = try temp.git("show", "HEAD~1:.provision/run.json")
+        #expect(record.contains("\"recipeName\" : \"vfio-passthrough\""))
+        let meta = try temp.git("show", "HEAD:.provision/meta.json")
+        #expect(meta.contains("\"etc/modprobe.d/vfio.conf\" : {\n    \"type\" : \"absent\""))
+    }
+
+    @Test func driftMakesRollbackExit3WithTheDiff() throws {
+        let temp = try TempRoot(copying: "arch")
+        _ = try CLI.run(["apply", recipe, "--root", temp.path])
+        try temp.write("/etc/mkinitcpio.conf", temp.read("/etc/mkinitcpio.conf")! + "# hand edit\n")
+        let refused = try CLI.run(["rollback", "--root", temp.path])
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("+# hand edit"))
+        #expect(refused.stderr.contains("/etc/mkinitcpio.conf"))
+        let json = try CLI.run(["rollback", "--root", temp.path, "--json"])
+        #expect(json.status == 3)
+        #expect((try CLI.json(json.stdout)["error"] as? [String: Any])?["kind"] as? String == "drift")
+        let forced = try CLI.run(["rollback", "--root", temp.path, "--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(!(temp.read("/etc/mkinitcpio.conf")!.contains("hand edit")))
+    }
+
+    @Test func badInputNamesFileLineColumnAndChangesNothing() throws {
+        let temp = try TempRoot(copying: "arch")
+        let original = try temp.fingerprint(excludingHistory: false)
+        try temp.write("/recipes/bad.yaml", "name: bad\nsteps:\n  - uses: file.content\n    with:\n      path: /etc/x\n      content: [oops\n")
+        try temp.write("/recipes/kind.yaml", "name: bad\nsteps:\n  - uses: file.contents\n    with: {path: /etc/x}\n")
+        try temp.write("/recipes/escape.yaml", "name: bad\nsteps:\n  - uses: file.absent\n    with: {path: /etc/../../etc/passwd}\n")
+        let after = try temp.fingerprint(excludingHistory: false)
+        let malformed = try CLI.run(["apply", temp.real("/recipes/bad.yaml"), "--root", temp.path])
+        #expect(malformed.status == 1)
+        #expect(malformed.stderr.contains("\(temp.real("/recipes/bad.yaml")):7:1: malformed YAML"), "\(malformed.stderr)")
+        let unknown = try CLI.run(["apply", temp.real("/recipes/kind.yaml"), "--root", temp.path])
+        #expect(unknown.stderr.contains("kind.yaml:3:11: unknown step kind \"file.contents\""), "\(unknown.stderr)")
+        let escape = try CLI.run(["apply", temp.real("/recipes/escape.yaml"), "--root", temp.path])
+        #expect(escape.status == 1)
+        #expect(escape.stderr.contains("escape.yaml:4:18: path \"/etc/../../etc/passwd\" has a \".\" or \"..\" component"), "\(escape.stderr)")
+        let badVar = try CLI.run(["apply", recipe, "--root", temp.path, "--var", "nope=1"])
+        #expect(badVar.stderr.contains("declares no variable \"nope\""))
+        let badFlag = try CLI.run(["apply", recipe, "--root", temp.path, "--var", "novalue"])
+        #expect(badFlag.status != 0)
+        #expect(try temp.fingerprint(excludingHistory: false) == after)
+        #expect(original.count + 3 + 1 == after.count, "only the test's own recipe files were added")
+    }
+
+    @Test func twoConcurrentAppliesBothLandInOrder() throws {
+        let temp = try TempRoot(copying: "arch")
+        try temp.write("/recipes/a.yaml", "name: a\nsteps:\n" + (1...20).map { "  - {uses: file.content, with: {path: /etc/a/\($0).conf, content: a}}\n" }.joined())
+        try temp.write("/recipes/b.yaml", "name: b\nsteps:\n" + (1...20).map { "  - {uses: file.content, with: {path: /etc/a/\($0).conf, content: b}}\n" }.joined())
+        let first = try CLI.start(["apply", temp.real("/recipes/a.yaml"), "--root", temp.path, "--json"])
+        let second = try CLI.start(["apply", temp.real("/recipes/b.yaml"), "--root", temp.path, "--json"])
+        let results = [first.wait(), second.wait()]
+        #expect(results.map(\.status) == [0, 0], "\(results.map(\.stderr))")
+        let runs = try results.map { try CLI.json($0.stdout)["run"] as? Int }
+        #expect(Set(runs.compactMap { $0 }) == [1, 2])
+        let actions = try temp.git("log", "--format=%(trailers:key=Provision-Run,key=Provision-Action,valueonly,separator=%x2C)")
+            .split(separator: "\n").filter { !$0.isEmpty }
+        #expect(actions == ["2,apply", "1,apply", "1,pre-state"])
+        let winner = runs[0] == 2 ? "a" : "b"
+        #expect(temp.read("/etc/a/7.conf") == "\(winner)\n", "the later run's content is on disk")
+    }
+
+    @Test func killedMidRunRecoversOnNextApply() throws {
+        let temp = try TempRoot(copying: "arch")
+        let crashed = try CLI.run(["apply", recipe, "--root", temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "2"])
+        #expect(crashed.signal == 9)
+        #expect(FileManager.default.fileExists(atPath: temp.historyPath + "/provision-journal.json"))
+        #expect(temp.read("/etc/mkinitcpio.conf")!.contains("vfio_pci"), "the second write landed before the kill")
+        #expect(temp.read("/etc/default/grub")!.contains("quiet\"\n"), "the third did not")
+
+        let resumed = try CLI.run(["apply", recipe, "--root", temp.path, "--json"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let document = try CLI.json(resumed.stdout)
+        #expect(document["recovered"] as? Int == 1)
+        #expect(!FileManager.default.fileExists(atPath: temp.historyPath + "/provision-journal.json"))
+        let actions = try temp.git("log", "--format=%(trailers:key=Provision-Run,key=Provision-Action,valueonly,separator=%x2C)")
+            .split(separator: "\n").filter { !$0.isEmpty }
+        #expect(actions == ["3,apply", "2,recover", "1,pre-state"])
+
+        let fresh = try TempRoot(copying: "arch")
+        _ = try CLI.run(["apply", recipe, "--root", fresh.path])
+        #expect(try temp.fingerprint() == fresh.fingerprint(), "same result as an uninterrupted apply")
+    }
+
+    @Test func killedMidRunRecoversOnRollback() throws {
+        let temp = try TempRoot(copying: "arch")
+        let original = try temp.fingerprint()
+        let crashed = try CLI.run(["apply", recipe, "--root", temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "3"])
+        #expect(crashed.signal == 9)
+        let rollback = try CLI.run(["rollback", "--root", temp.path])
+        #expect(rollback.status == 0, "\(rollback.stderr)")
+        #expect(rollback.stdout.contains("recover: undid interrupted apply run 1"))
+        #expect(try temp.fingerprint() == original)
+        // Nothing is lost: the pre-state commit still holds every original.
+        #expect(try temp.git("show", "HEAD~1:etc/X11/xorg.conf.d/20-nvidia.conf").contains("BusID"))
+    }
+
+    @Test func killedDuringRollbackRecovers() throws {
+        let temp = try TempRoot(copying: "arch")
+        let original = try temp.fingerprint()
+        _ = try CLI.run(["apply", recipe, "--root", temp.path])
+        let applied = try temp.fingerprint()
+        let crashed = try CLI.run(["rollback", "--root", temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "2"])
+        #expect(crashed.signal == 9)
+        let next = try CLI.run(["rollback", "--root", temp.path])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(try temp.fingerprint() == applied, "the interrupted rollback is undone first")
+        let again = try CLI.run(["rollback", "--root", temp.path])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try temp.fingerprint() == original)
+    }
+
+    @Test func pluginsListsKindsWithOptions() throws {
+        let result = try CLI.run(["plugins"])
+        for kind in ["file.absent", "file.block", "file.content", "file.line"] { #expect(result.stdout.contains(kind)) }
+        #expect(result.stdout.contains("match (string): regex finding the line"))
+    }
+}
