@@ -60,11 +60,14 @@ public struct FileBlock: StepPlugin {
     /// The block's line range, markers included; an error naming the line when markers are
     /// repeated, unpaired, or out of order.
     func findBlock(_ file: TextLines, begin: String, end: String, path: String) throws -> ClosedRange<Int>? {
-        func trimmed(_ line: String) -> String {
-            String(line.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
+        // A marker line is the marker itself, maybe followed by trailing blanks.
+        func isMarker(_ line: String, _ marker: String) -> Bool {
+            let bytes = line.utf8
+            guard bytes.starts(with: marker.utf8) else { return false }
+            return bytes.dropFirst(marker.utf8.count).allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
         }
-        let begins = file.lines.indices.filter { trimmed(file.lines[$0]) == begin }
-        let ends = file.lines.indices.filter { trimmed(file.lines[$0]) == end }
+        let begins = file.lines.indices.filter { isMarker(file.lines[$0], begin) }
+        let ends = file.lines.indices.filter { isMarker(file.lines[$0], end) }
         func fail(_ line: Int, _ message: String) -> ProvisionError {
             ProvisionError(.invalidInput, message, at: SourceLocation(file: path, line: line + 1, column: 1))
         }
