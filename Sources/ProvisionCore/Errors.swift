@@ -40,6 +40,8 @@ public struct ProvisionError: Error, Sendable, CustomStringConvertible {
     public var location: SourceLocation?
     /// Extra text shown after the message, such as the diff of a drifted file.
     public var detail: String?
+    /// The recipe step whose planning failed, if any.
+    public var step: String?
 
     public init(_ kind: Kind, _ message: String, at location: SourceLocation? = nil, detail: String? = nil) {
         self.kind = kind

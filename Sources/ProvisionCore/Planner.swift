@@ -94,6 +94,7 @@ public struct Planner: Sendable {
             do {
                 stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view))
             } catch var error as ProvisionError {
+                error.step = step.id
                 if error.location == nil || error.location == step.location {
                     error.location = step.location
                     error.message = "step \(step.id) (\(step.uses)): \(error.message)"

@@ -14,10 +14,12 @@ struct ApplyCommand: ParsableCommand {
     var noHandlers = false
 
     func run() throws {
-        try runReporting(json: global.json) {
+        var loaded: Recipe?
+        try runReporting(json: global.json, recipe: { loaded }) {
             let engine = try global.engine()
             engine.runHandlers = !noHandlers
             let recipe = try Recipe.load(path: self.recipe, registry: builtinRegistry)
+            loaded = recipe
             let report = try engine.apply(recipe, vars: try variables.parsed())
             let plan = report.plan!
             let handlers = report.record.handlers.map {

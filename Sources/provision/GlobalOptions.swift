@@ -42,12 +42,17 @@ struct VariableOptions: ParsableArguments {
 }
 
 /// Runs a command body, turning engine errors into a message (or JSON) and the contract's exit code.
-func runReporting(json: Bool, _ body: () throws -> Void) throws {
+/// `recipe` is the recipe the body loaded, if it got that far: its steps then appear in the JSON
+/// error document, the failed one as `failed` and the others as `skipped` (nothing was applied).
+func runReporting(json: Bool, recipe: () -> Recipe? = { nil }, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ProvisionError {
         if json {
-            Output.printJSON(ErrorDocument(error: .init(error)))
+            let steps = recipe()?.steps.map {
+                ErrorDocument.Step(id: $0.id, uses: $0.uses, status: $0.id == error.step ? "failed" : "skipped")
+            }
+            Output.printJSON(ErrorDocument(error: .init(error), changed: steps == nil ? nil : 0, steps: steps))
         }
         var text = "provision: error: \(error.description)\n"
         if let detail = error.detail, !detail.isEmpty { text += detail }

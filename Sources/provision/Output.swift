@@ -43,6 +43,7 @@ struct ErrorDocument: Encodable {
         var line: Int?
         var column: Int?
         var detail: String?
+        var step: String?
 
         init(_ error: ProvisionError) {
             kind = error.kind.rawValue
@@ -51,10 +52,19 @@ struct ErrorDocument: Encodable {
             line = error.location?.line
             column = error.location?.column
             detail = error.detail
+            step = error.step
         }
     }
 
+    struct Step: Encodable {
+        var id: String
+        var uses: String
+        var status: String
+    }
+
     var error: Body
+    var changed: Int?
+    var steps: [Step]?
 }
 
 struct FileDocument: Encodable {

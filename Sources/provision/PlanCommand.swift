@@ -15,9 +15,11 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         var pending = false
-        try runReporting(json: global.json) {
+        var loaded: Recipe?
+        try runReporting(json: global.json, recipe: { loaded }) {
             let engine = try global.engine()
             let recipe = try Recipe.load(path: self.recipe, registry: builtinRegistry)
+            loaded = recipe
             let plan = try engine.plan(recipe, vars: try variables.parsed())
             let handlers = plan.handlers.map { handler in
                 let notified = plan.notifiedHandlers.contains(handler)

@@ -187,3 +187,26 @@ import Testing
         #expect(result.stdout.contains("match (string): regex finding the line"))
     }
 }
+
+@Suite struct CLIFailureTests {
+    @Test func failedStepIsNamedInTheJSONDocument() throws {
+        let temp = try TempRoot(copying: "arch")
+        try temp.write("/r.yaml", """
+            name: partly-bad
+            steps:
+              - {id: fine, uses: file.content, with: {path: /etc/fine.conf, content: x}}
+              - {id: broken, uses: file.line, with: {path: /etc/default/grub, match: "^A=", line: "B=1"}}
+              - {id: later, uses: file.absent, with: {path: /etc/hostname}}
+            """)
+        let result = try CLI.run(["apply", temp.real("/r.yaml"), "--root", temp.path, "--json"])
+        #expect(result.status == 1)
+        let document = try CLI.json(result.stdout)
+        let steps = try #require(document["steps"] as? [[String: Any]])
+        #expect(steps.map { $0["status"] as? String } == ["skipped", "failed", "skipped"])
+        #expect(document["changed"] as? Int == 0)
+        let error = try #require(document["error"] as? [String: Any])
+        #expect(error["step"] as? String == "broken")
+        #expect(error["line"] as? Int == 4)
+        #expect(!temp.exists("/etc/fine.conf"))
+    }
+}
