@@ -24,11 +24,17 @@ let package = Package(
             name: "ProvisionCore",
             dependencies: ["CGit2", "CSystem", .product(name: "Yams", package: "Yams")],
             path: "Sources/ProvisionCore"),
+        .target(name: "ProvisionEdit", dependencies: ["ProvisionCore"], path: "Sources/ProvisionEdit"),
         .target(
             name: "ProvisionFiles", dependencies: ["ProvisionCore"], path: "Plugins/Files"),
         .target(
+            name: "ProvisionInitrd", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Initrd"),
+        .target(
+            name: "ProvisionModprobe", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
+            path: "Plugins/Modprobe"),
+        .target(
             name: "ProvisionPlugins",
-            dependencies: ["ProvisionCore", "ProvisionFiles"],
+            dependencies: ["ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe"],
             path: "Plugins/Builtin"),
         .executableTarget(
             name: "provision",
@@ -50,6 +56,11 @@ let package = Package(
             name: "ProvisionFilesTests",
             dependencies: ["ProvisionCore", "ProvisionFiles", "ProvisionTestSupport"],
             path: "Tests/ProvisionFilesTests",
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ProvisionInitrdTests",
+            dependencies: ["ProvisionCore", "ProvisionInitrd", "ProvisionModprobe", "ProvisionTestSupport"],
+            path: "Tests/ProvisionInitrdTests",
             exclude: ["Fixtures"]),
         .testTarget(
             name: "CLITests",

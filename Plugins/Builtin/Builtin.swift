@@ -1,5 +1,7 @@
 import ProvisionCore
 import ProvisionFiles
+import ProvisionInitrd
+import ProvisionModprobe
 
 /// Every step kind that ships with provision.
-public let builtinRegistry = PluginRegistry(fileSteps)
+public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps)

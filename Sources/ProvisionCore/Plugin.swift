@@ -59,8 +59,8 @@ public enum OptionType: Sendable, CustomStringConvertible {
                     throw ProvisionError(.invalidInput, "option \"\(option)\" must be a list of strings", at: item.location)
                 }
             }
-        case (.stringList, .scalar(let text)):
-            guard text.hasPrefix("${"), text.hasSuffix("}") else { throw fail("a list of strings") }
+        case (.stringList, .scalar):
+            return  // a list variable, or words separated by blanks
         case (.stringList, _): throw fail("a list of strings")
         case (_, .scalar(let text)):
             if text.contains("${") { return }
