@@ -63,6 +63,10 @@ let package = Package(
             path: "Tests/ProvisionInitrdTests",
             exclude: ["Fixtures"]),
         .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
+            path: "Tests/IntegrationTests"),
+        .testTarget(
             name: "CLITests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
             path: "Tests/CLITests"),

@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Debian 12 roots for the integration suite (real update-initramfs and dracut); built once, cached.
+scripts/make-test-roots.sh
 swift build --build-tests
 swift test --skip-build

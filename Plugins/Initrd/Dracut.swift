@@ -2,8 +2,10 @@ import Foundation
 import ProvisionCore
 
 /// dracut: a drop-in in /etc/dracut.conf.d (the `.conf` ending matters: dracut ignores anything
-/// else) that force-loads the vfio drivers. The command line also needs `rd.driver.pre=vfio-pci`,
-/// which this step exports for the kernel command-line step.
+/// else) that force-loads the vfio drivers. dracut copies /etc/modprobe.d into the image only in
+/// hostonly mode (Debian's default is not), so the drop-in also names the modprobe.d files that
+/// configure vfio, or the ids would never reach the image. The command line also needs
+/// `rd.driver.pre=vfio-pci`, which this step exports for the kernel command-line step.
 struct Dracut {
     static let directory = "/etc/dracut.conf.d"
 
@@ -15,14 +17,29 @@ struct Dracut {
         return "\(directory)/\(base).conf"
     }
 
-    func plan(modules: [String], present: Bool, dropin: String) -> [DesiredFile] {
+    /// modprobe.d files (as the earlier steps leave them) that configure vfio.
+    static func vfioModprobeFiles(_ host: HostView) -> [String] {
+        host.list("/etc/modprobe.d").filter { $0.hasSuffix(".conf") }.map { "/etc/modprobe.d/\($0)" }.filter { path in
+            ((try? host.text(path)) ?? nil)?.replacingOccurrences(of: "-", with: "_").contains("vfio_pci") ?? false
+        }
+    }
+
+    func plan(modules: [String], present: Bool, dropin: String, host: HostView) -> [DesiredFile] {
         guard present else { return [DesiredFile(path: dropin, state: .absent)] }
         // Spaces inside the quotes: dracut concatenates += values as they are.
-        let text = """
+        var text = """
             # Written by provision (initrd.modules): bind the passthrough GPU to vfio-pci before any GPU driver.
             force_drivers+=" \(modules.joined(separator: " ")) "
 
             """
+        let modprobe = Self.vfioModprobeFiles(host)
+        if !modprobe.isEmpty {
+            text += """
+                # The vfio-pci ids and softdeps, even when dracut is not in hostonly mode.
+                install_items+=" \(modprobe.joined(separator: " ")) "
+
+                """
+        }
         return [DesiredFile(path: dropin, state: .present(Data(text.utf8), mode: 0o644))]
     }
 }

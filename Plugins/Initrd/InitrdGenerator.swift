@@ -8,15 +8,27 @@ public enum InitrdGenerator: String, Sendable, CaseIterable {
     case dracut
     case initramfsTools = "initramfs-tools"
 
-    /// Files whose presence shows the generator is installed: its program, or its package's data
-    /// directory (host snapshots carry the latter without binaries).
-    var evidence: [String] {
+    /// The generator's own program. What counts first: package data directories outlive a
+    /// generator (Debian keeps /usr/share/initramfs-tools from initramfs-tools-core after dracut
+    /// replaced initramfs-tools).
+    var programs: [String] {
         switch self {
-        case .mkinitcpio: return ["/usr/bin/mkinitcpio", "/usr/lib/initcpio"]
-        case .dracut: return ["/usr/bin/dracut", "/usr/sbin/dracut", "/usr/lib/dracut"]
-        case .initramfsTools: return ["/usr/sbin/update-initramfs", "/usr/share/initramfs-tools"]
+        case .mkinitcpio: return ["/usr/bin/mkinitcpio"]
+        case .dracut: return ["/usr/bin/dracut", "/usr/sbin/dracut"]
+        case .initramfsTools: return ["/usr/sbin/update-initramfs"]
         }
     }
+
+    /// Its package's data directory: the evidence in host snapshots, which carry no programs.
+    var dataDirectories: [String] {
+        switch self {
+        case .mkinitcpio: return ["/usr/lib/initcpio"]
+        case .dracut: return ["/usr/lib/dracut"]
+        case .initramfsTools: return ["/usr/share/initramfs-tools"]
+        }
+    }
+
+    var evidence: [String] { programs + dataDirectories }
 
     /// Rebuilds the images of every installed kernel.
     public var rebuild: [String] {
@@ -27,8 +39,10 @@ public enum InitrdGenerator: String, Sendable, CaseIterable {
         }
     }
 
+    func program(_ host: HostView) -> String? { programs.first { host.exists($0) } }
+
     func installed(_ host: HostView) -> String? {
-        evidence.first { host.exists($0) || host.isDirectory($0) }
+        program(host) ?? dataDirectories.first { host.isDirectory($0) }
     }
 
     /// Which generator the root uses, and why; `requested` other than "auto" is checked, not trusted.
@@ -45,7 +59,8 @@ public enum InitrdGenerator: String, Sendable, CaseIterable {
             }
             return (generator, "\(requested) as asked (found \(evidence))")
         }
-        let found = allCases.compactMap { generator in generator.installed(host).map { (generator, $0) } }
+        let withProgram = allCases.compactMap { generator in generator.program(host).map { (generator, $0) } }
+        let found = !withProgram.isEmpty ? withProgram : allCases.compactMap { generator in generator.installed(host).map { (generator, $0) } }
         switch found.count {
         case 1: return (found[0].0, "\(found[0].0.rawValue) detected (found \(found[0].1))")
         case 0:

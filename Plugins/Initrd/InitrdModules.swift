@@ -56,7 +56,7 @@ public struct InitrdModules: StepPlugin {
             notices += planned.notices
         case .dracut:
             let dropin = try Dracut.dropinPath(try options.string("dropin", default: "vfio"), at: options.location(of: "dropin"))
-            files = Dracut().plan(modules: modules, present: present, dropin: dropin)
+            files = Dracut().plan(modules: modules, present: present, dropin: dropin, host: host)
             if present { cmdline.append("rd.driver.pre=vfio-pci") }
         case .initramfsTools:
             files = try InitramfsTools().plan(modules: modules, present: present, inventory: inventory, host: host)

@@ -30,6 +30,18 @@ public struct HistoryEntry: Sendable, Codable {
     public var recipe: String?
     public var files: [RunRecord.FileEntry]
     public var undid: [Int]?
+
+    init(_ record: RunRecord, _ info: GitCommitInfo) {
+        run = record.run
+        action = record.action
+        summary = record.summary
+        commit = info.id.short
+        date = info.time
+        user = record.user
+        recipe = record.recipeName
+        files = record.files
+        undid = record.undid
+    }
 }
 
 /// Everything `provision show` prints about a run.
@@ -418,10 +430,7 @@ public final class Engine {
         try history.walk { point, info in
             guard let record = point.record else { return true }
             if let filter, !record.files.contains(where: { $0.path == filter }) { return true }
-            entries.append(
-                HistoryEntry(
-                    run: record.run, action: record.action, summary: record.summary, commit: info.id.short, date: info.time,
-                    user: record.user, recipe: record.recipeName, files: record.files, undid: record.undid))
+            entries.append(HistoryEntry(record, info))
             return limit.map { entries.count < $0 } ?? true
         }
         return entries
@@ -438,10 +447,7 @@ public final class Engine {
             if Self.isRun(record.action) {
                 found = (point, info)
             } else {
-                related.insert(
-                    HistoryEntry(
-                        run: record.run, action: record.action, summary: record.summary, commit: info.id.short, date: info.time,
-                        user: record.user, recipe: nil, files: record.files, undid: nil), at: 0)
+                related.insert(HistoryEntry(record, info), at: 0)
             }
             return true
         }

@@ -10,6 +10,13 @@ import Glibc
 public final class TempRoot {
     public let path: String
 
+    /// A copy of any directory (a debootstrapped root, say), owners, modes and links kept.
+    public convenience init(copyingDirectory directory: String) throws {
+        try self.init()
+        let result = try ProcessRunner.run(["cp", "-a", directory + "/.", path])
+        guard result.status == 0 else { throw ProvisionError(.io, "cp failed: \(result.output)") }
+    }
+
     public init(copying snapshot: String? = nil) throws {
         var template = Array("/tmp/provision-test-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
