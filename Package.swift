@@ -30,11 +30,14 @@ let package = Package(
         .target(
             name: "ProvisionInitrd", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Initrd"),
         .target(
+            name: "ProvisionBootloader", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
+            path: "Plugins/Bootloader"),
+        .target(
             name: "ProvisionModprobe", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
             path: "Plugins/Modprobe"),
         .target(
             name: "ProvisionPlugins",
-            dependencies: ["ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe"],
+            dependencies: ["ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader"],
             path: "Plugins/Builtin"),
         .executableTarget(
             name: "provision",
@@ -61,6 +64,11 @@ let package = Package(
             name: "ProvisionInitrdTests",
             dependencies: ["ProvisionCore", "ProvisionInitrd", "ProvisionModprobe", "ProvisionTestSupport"],
             path: "Tests/ProvisionInitrdTests",
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ProvisionBootloaderTests",
+            dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionBootloader", "ProvisionInitrd", "ProvisionTestSupport"],
+            path: "Tests/ProvisionBootloaderTests",
             exclude: ["Fixtures"]),
         .testTarget(
             name: "IntegrationTests",

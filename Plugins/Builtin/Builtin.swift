@@ -1,7 +1,8 @@
+import ProvisionBootloader
 import ProvisionCore
 import ProvisionFiles
 import ProvisionInitrd
 import ProvisionModprobe
 
 /// Every step kind that ships with provision.
-public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps)
+public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps)

@@ -52,19 +52,10 @@ public struct ModprobeVfio: StepPlugin {
     }
 
     static func validatedIDs(_ options: StepOptions, facts: Value) throws -> [String] {
-        var raw = try options.stringList("ids")
-        if raw == nil, case .list(let items)? = facts.lookup(["gpu", "ids"]) { raw = items.compactMap(\.scalarText) }
-        guard let raw, !raw.isEmpty else {
+        guard let ids = try PCIIDs.from(options, option: "ids", facts: facts), !ids.isEmpty else {
             throw ProvisionError(.invalidInput, "modprobe.vfio needs ids (or a gpu selection step before it)", at: options.stepLocation)
         }
-        // "10de:1b80,10de:10f0" is how lspci users write them; accept commas as well as list items.
-        return try raw.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.map { id in
-            let parts = id.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, parts.allSatisfy({ $0.count == 4 && $0.allSatisfy(\.isHexDigit) }) else {
-                throw options.error("ids", "\"\(id)\" is not a PCI vendor:device id (four hex digits each, like 10de:1b80)")
-            }
-            return id.lowercased()
-        }
+        return ids
     }
 
     /// The file with our options line and softdeps in place; every other line kept.

@@ -21,12 +21,14 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
     public var expected_mode: [String: String]?
     /// File -> array name -> the elements a real bash sees after sourcing the file.
     public var bash_arrays: [String: [String: [String]]]?
+    /// File -> variable -> the value a real sh sees after sourcing the file.
+    public var sh_variables: [String: [String: String]]?
     public var error: String?
     /// Text every notice together must contain.
     public var notices: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case step, options, files, file_modes, kernels, builtin, directories, expected, expected_mode, bash_arrays, error, notices
+        case step, options, files, file_modes, kernels, builtin, directories, expected, expected_mode, bash_arrays, sh_variables, error, notices
     }
 
     public var description: String { name }
@@ -47,6 +49,7 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
         public var files: [String: String?] = [:]
         public var modes: [String: String] = [:]
         public var bashArrays: [String: [String: [String]]] = [:]
+        public var shVariables: [String: [String: String]] = [:]
         public var notices: [String] = []
         public var secondApplyChanges = 0
         public var rollbackRestored = true
@@ -103,6 +106,12 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
                     result.status == 0 ? result.output.split(separator: "\n").map(String.init) : ["bash failed: \(result.output)"]
             }
         }
+        for (path, variables) in sh_variables ?? [:] {
+            for name in variables.keys {
+                let result = try ProcessRunner.run(["sh", "-c", ". \"$1\"; printf '%s' \"$\(name)\"", "sh", temp.real(path)])
+                outcome.shVariables[path, default: [:]][name] = result.status == 0 ? result.output : "sh failed: \(result.output)"
+            }
+        }
         let recipe = try Recipe.parse(recipeText, file: "\(name).json", registry: registry)
         outcome.secondApplyChanges = try engine.apply(recipe).changes.count
         if !report.changes.isEmpty { _ = try engine.rollback() }
@@ -126,6 +135,11 @@ extension StepFixture {
         for (path, arrays) in bash_arrays ?? [:] {
             for (name, elements) in arrays {
                 #expect(outcome.bashArrays[path]?[name] == elements, "\(name) in \(path)", sourceLocation: sourceLocation)
+            }
+        }
+        for (path, variables) in sh_variables ?? [:] {
+            for (name, value) in variables {
+                #expect(outcome.shVariables[path]?[name] == value, "\(name) in \(path)", sourceLocation: sourceLocation)
             }
         }
         let allNotices = outcome.notices.joined(separator: "\n")

@@ -1,0 +1,21 @@
+import Foundation
+import ProvisionCore
+import ProvisionEdit
+
+/// GRUB with BLS entries (Fedora, RHEL): three places kept in sync: the `options` of every entry in
+/// /boot/loader/entries (what boots now), /etc/kernel/cmdline if it exists (what kernel-install
+/// gives new kernels), and GRUB_CMDLINE_LINUX in /etc/default/grub (what grub2-mkconfig and
+/// grubby fall back to).
+struct BLS {
+    func plan(_ change: CommandLineChange, host: HostView) throws -> CommandLinePlan {
+        let entries = BootLoader.entries(host, in: "/boot/loader/entries")
+        var plan = CommandLinePlan()
+        plan.files = try LoaderEntries.edit(entries, change: change, host: host) + LoaderEntries.editKernelCmdline(change, host: host)
+        if host.exists(Grub.main) {
+            let grub = try Grub(variable: "GRUB_CMDLINE_LINUX").plan(change, host: host)
+            plan.files += grub.files
+            plan.notices += grub.notices
+        }
+        return plan
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import ProvisionCore
+
+/// PCI vendor:device ids as users write them ("10de:1b80", or several joined by commas).
+public enum PCIIDs {
+    /// Lower-cased, validated ids; an error naming the option's line for anything else.
+    public static func parse(_ raw: [String], options: StepOptions, option: String) throws -> [String] {
+        try raw.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.map { id in
+            let parts = id.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts.allSatisfy({ $0.count == 4 && $0.allSatisfy(\.isHexDigit) }) else {
+                throw options.error(option, "\"\(id)\" is not a PCI vendor:device id (four hex digits each, like 10de:1b80)")
+            }
+            return id.lowercased()
+        }
+    }
+
+    /// The ids from an option, else from `facts.gpu.ids` (set by device selection), else nil.
+    public static func from(_ options: StepOptions, option: String, facts: Value) throws -> [String]? {
+        if let given = try options.stringList(option) { return try parse(given, options: options, option: option) }
+        if case .list(let items)? = facts.lookup(["gpu", "ids"]) {
+            return try parse(items.compactMap(\.scalarText), options: options, option: option)
+        }
+        return nil
+    }
+}

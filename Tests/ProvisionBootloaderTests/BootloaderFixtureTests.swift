@@ -1,0 +1,46 @@
+import Foundation
+import ProvisionBootloader
+import ProvisionCore
+import ProvisionEdit
+import ProvisionInitrd
+import ProvisionTestSupport
+import Testing
+
+/// Fixtures for kernel.cmdline (each boot loader) and vfio.cmdline: the edited files, what a real
+/// sh sees in /etc/default/grub, notices (boot-loader detection, reboot required), a no-op second
+/// apply, and a byte-exact rollback.
+@Suite struct BootloaderFixtureTests {
+    static let registry = PluginRegistry(bootloaderSteps + initrdSteps)
+
+    @Test(arguments: try StepFixture.load("Tests/ProvisionBootloaderTests/Fixtures"))
+    func fixture(_ fixture: StepFixture) throws {
+        try fixture.check(registry: Self.registry)
+    }
+}
+
+@Suite struct KernelCommandLineTests {
+    func edit(_ line: String, add: [String] = [], remove: [String] = []) throws -> String {
+        CommandLineEdit.apply(add: add, remove: remove, to: [try KernelCommandLine(parsing: line)])[0].description
+    }
+
+    @Test func addingThenRemovingGivesTheOriginalBack() throws {
+        for original in ["", "quiet", "loglevel=3 quiet splash", "root=UUID=1 ro rootflags=subvol=root rhgb quiet"] {
+            let added = try edit(original, add: ["intel_iommu=on", "iommu=pt", "vfio-pci.ids=10de:1b80,10de:10f0"])
+            #expect(try edit(added, remove: ["intel_iommu", "iommu=pt", "vfio_pci.ids"]) == original)
+        }
+    }
+
+    @Test func keysCompareWithDashAndUnderscoreAsEqual() throws {
+        #expect(try edit("quiet vfio_pci.ids=1:2 splash", add: ["vfio-pci.ids=10de:1b80"]) == "quiet vfio-pci.ids=10de:1b80 splash")
+        #expect(try edit("a=1 b a=2", add: ["a=3"]) == "a=3 b", "later duplicates would override: dropped")
+        #expect(try edit("console=tty0", add: ["console=ttyS0,115200"]) == "console=tty0 console=ttyS0,115200")
+        #expect(try edit("quiet iommu=pt", add: ["iommu=pt"]) == "quiet iommu=pt")
+        #expect(try edit("init=\"/bin/sh -x\" quiet", add: ["iommu=pt"]) == "init=\"/bin/sh -x\" quiet iommu=pt")
+    }
+
+    @Test func tokensWithBlanksOrQuotesAreRefused() {
+        #expect(throws: ProvisionError.self) { try KernelCommandLine.validate("a b") }
+        #expect(throws: ProvisionError.self) { try KernelCommandLine.validate("a=\"b\"") }
+        #expect(throws: ProvisionError.self) { try KernelCommandLine(parsing: "a=\"b") }
+    }
+}
