@@ -26,6 +26,7 @@ struct Dracut {
 
     func plan(modules: [String], present: Bool, dropin: String, host: HostView) -> [DesiredFile] {
         guard present else { return [DesiredFile(path: dropin, state: .absent)] }
+        guard !modules.isEmpty else { return [] }
         // Spaces inside the quotes: dracut concatenates += values as they are.
         var text = """
             # Written by provision (initrd.modules): bind the passthrough GPU to vfio-pci before any GPU driver.

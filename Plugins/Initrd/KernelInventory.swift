@@ -46,7 +46,18 @@ public struct KernelInventory: Sendable {
     }
 
     /// The vfio modules to load early on every installed kernel, with the reasoning as notices.
+    /// Modules built into every kernel are left out: there is nothing to load.
     public func vfioModules() -> (modules: [String], notices: [Notice]) {
+        let decided = vfioModuleSet()
+        let everywhere = decided.modules.filter { module in !kernels.isEmpty && kernels.allSatisfy { $0.builtin.contains(module) } }
+        guard !everywhere.isEmpty else { return decided }
+        return (
+            decided.modules.filter { !everywhere.contains($0) },
+            decided.notices + [Notice(.info, "\(everywhere.joined(separator: ", ")) built into every installed kernel: nothing to load for them")]
+        )
+    }
+
+    private func vfioModuleSet() -> (modules: [String], notices: [Notice]) {
         guard !kernels.isEmpty else {
             return (Self.vfioBase, [Notice(.warning, "no kernels under /lib/modules; assuming 6.2 or newer (no vfio_virqfd)")])
         }

@@ -42,6 +42,11 @@ public struct Plan: Sendable {
     /// Handlers, merged by argv; only those notified by a net change will run.
     public var handlers: [HandlerAction]
     public var notices: [Notice]
+    /// Everything the steps exported, merged in order (`reboot_required`, `initrd`, …).
+    public var exports: [String: Value]
+
+    /// A step said the running kernel does not match what the run sets up.
+    public var rebootRequired: Bool { exports["reboot_required"] == .bool(true) }
 
     public var changedStepCount: Int { steps.filter { $0.status == .changed }.count }
 
@@ -82,6 +87,7 @@ public struct Planner: Sendable {
         var originals: [String: FileState] = [:]
         var handlers: [HandlerAction] = []
         var notices: [Notice] = []
+        var exports: [String: Value] = [:]
 
         for step in recipe.steps {
             guard let plugin = registry.plugin(step.uses) else {
@@ -132,6 +138,7 @@ public struct Planner: Sendable {
             }
             notices += stepNotices
             view.export(stepPlan.exports)
+            exports.merge(stepPlan.exports) { _, new in new }
             results.append(
                 StepResult(id: step.id, uses: step.uses, status: changes.isEmpty ? .ok : .changed, changes: changes, notices: stepNotices))
         }
@@ -142,7 +149,8 @@ public struct Planner: Sendable {
             let after = try view.state(resolved: path)
             if before != after { net.append(FileChange(path: path, before: before, after: after)) }
         }
-        return Plan(recipe: recipe, vars: vars, facts: facts, steps: results, changes: net, handlers: handlers, notices: notices)
+        return Plan(
+            recipe: recipe, vars: vars, facts: facts, steps: results, changes: net, handlers: handlers, notices: notices, exports: exports)
     }
 
     /// Fills in what a step left unsaid: metadata it did not ask for stays as it is, and new files

@@ -30,13 +30,15 @@ struct ApplyCommand: ParsableCommand {
                     RunDocument(
                         run: report.record.run, commit: report.commit, recipe: recipe.path, root: engine.root.path,
                         changed: plan.changedStepCount, steps: plan.steps.map(StepDocument.init), files: report.changes.map(FileDocument.init),
-                        handlers: handlers, notices: plan.notices, drift: report.drift, recovered: report.recovered?.undid?.first))
+                        handlers: handlers, notices: plan.notices, rebootRequired: plan.rebootRequired, drift: report.drift,
+                        recovered: report.recovered?.undid?.first))
             } else {
                 var out = ""
                 if let recovered = report.recovered { out += "recovered first: \(recovered.summary)\n" }
                 if !report.drift.isEmpty { out += "recorded hand edits (drift) first: \(report.drift.joined(separator: ", "))\n" }
                 out += "apply \(recipe.name) on \(engine.root.path): run \(report.record.run)\n"
                 out += Output.render(steps: plan.steps, changes: report.changes, handlers: handlers, notices: plan.notices)
+                if plan.rebootRequired { out += "reboot required: the kernel command line changed\n" }
                 out += "\(plan.changedStepCount) changed, \(plan.steps.count - plan.changedStepCount) ok; "
                 out += "run \(report.record.run) recorded as \(String(report.commit.prefix(10)))\n"
                 print(out, terminator: "")

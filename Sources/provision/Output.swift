@@ -113,6 +113,12 @@ struct RunDocument: Encodable {
     var files: [FileDocument]
     var handlers: [HandlerDocument]
     var notices: [Notice]
+    var rebootRequired: Bool
     var drift: [String]?
     var recovered: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case run, commit, recipe, root, changed, steps, files, handlers, notices, drift, recovered
+        case rebootRequired = "reboot_required"
+    }
 }

@@ -31,11 +31,13 @@ struct PlanCommand: ParsableCommand {
                 Output.printJSON(
                     RunDocument(
                         recipe: recipe.path, root: engine.root.path, changed: plan.changedStepCount, steps: plan.steps.map(StepDocument.init),
-                        files: plan.changes.map(FileDocument.init), handlers: handlers, notices: plan.notices))
+                        files: plan.changes.map(FileDocument.init), handlers: handlers, notices: plan.notices,
+                        rebootRequired: plan.rebootRequired))
                 return
             }
             var out = "plan \(recipe.name) (\(recipe.path)) on \(engine.root.path)\n"
             out += Output.render(steps: plan.steps, changes: plan.changes, handlers: handlers, notices: plan.notices)
+            if plan.rebootRequired { out += "reboot required after apply\n" }
             out += "\(plan.changedStepCount) step(s) to change, \(plan.steps.count - plan.changedStepCount) ok, \(plan.changes.count) file(s)\n"
             print(out, terminator: "")
         }
