@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian 12 roots the integration tests run real generators in, once, outside git:
 #   $PROVISION_TEST_ROOTS/bookworm-initramfs-tools   linux-image-amd64 + initramfs-tools
-#   $PROVISION_TEST_ROOTS/bookworm-dracut            linux-image-amd64 + dracut + systemd-sysv
+#   $PROVISION_TEST_ROOTS/bookworm-dracut            linux-image-amd64 + dracut + systemd-sysv (kernel-install)
+#   $PROVISION_TEST_ROOTS/bookworm-grub              linux-image-amd64 + initramfs-tools + grub-common
 # Tests copy them and never change these originals. Re-running reuses what is already built.
 set -euo pipefail
 roots=${PROVISION_TEST_ROOTS:-/var/cache/provision-tests}
@@ -22,20 +23,19 @@ build() {
   mv "$dir.tmp" "$dir"
 }
 
-# dracut conflicts with initramfs-tools, which debootstrap picks for the kernel's dependency:
-# derive the dracut root from the first one and let apt swap the generators inside it.
-derive_dracut() {
-  local dir="$roots/bookworm-dracut"
+# The other roots are copies of that one with packages swapped in by apt inside them (dracut
+# conflicts with initramfs-tools, which debootstrap picks for the kernel's dependency).
+derive() {
+  local name=$1 packages=$2 dir="$roots/$1"
   [ -f "$dir/.complete" ] && return 0
   rm -rf "$dir" "$dir.tmp"
-  echo "make-test-roots: bookworm-dracut (apt-get install dracut systemd-sysv in a copy)" >&2
+  echo "make-test-roots: $name (apt-get install $packages in a copy)" >&2
   cp -a "$roots/bookworm-initramfs-tools" "$dir.tmp"
   rm -f "$dir.tmp/.complete"
   printf '#!/bin/sh\nexit 101\n' > "$dir.tmp/usr/sbin/policy-rc.d"; chmod +x "$dir.tmp/usr/sbin/policy-rc.d"
   mount -t proc proc "$dir.tmp/proc"
-  trap 'umount "$dir.tmp/proc" 2>/dev/null || true' RETURN
-  chroot "$dir.tmp" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dracut systemd-sysv' \
-    >"$roots/bookworm-dracut.log" 2>&1 || { tail -20 "$roots/bookworm-dracut.log" >&2; exit 1; }
+  chroot "$dir.tmp" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages" \
+    >"$roots/$name.log" 2>&1 || { umount "$dir.tmp/proc"; tail -20 "$roots/$name.log" >&2; exit 1; }
   umount "$dir.tmp/proc"
   rm -f "$dir.tmp/usr/sbin/policy-rc.d"
   rm -rf "$dir.tmp"/usr/share/doc/* "$dir.tmp"/usr/share/man/* "$dir.tmp"/var/cache/apt/archives/*.deb "$dir.tmp"/var/lib/apt/lists/*_Packages
@@ -44,5 +44,6 @@ derive_dracut() {
 }
 
 build bookworm-initramfs-tools linux-image-amd64,initramfs-tools,kmod,zstd
-derive_dracut
+derive bookworm-dracut "dracut systemd-sysv"
+derive bookworm-grub "grub-common"
 echo "make-test-roots: ready in $roots" >&2

@@ -40,7 +40,7 @@ struct Grub {
             plan.notices.append(Notice(.info, "\(variable) was not set; added it to \(Self.main)"))
         }
         plan.files = [DesiredFile(path: path, state: .present(Data(newText.utf8)))]
-        plan.handlers = [HandlerAction(argv: Self.regenerate(host), notifiedBy: [path])]
+        plan.handlers = [HandlerAction(argv: Self.regenerate(host), notifiedBy: [path], needsMounts: ["/dev", "/proc", "/sys"])]
         return plan
     }
 

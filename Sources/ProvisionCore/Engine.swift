@@ -133,7 +133,7 @@ public final class Engine {
     /// re-run that finds nothing to change would otherwise never rebuild what they build.
     private func retriedHandlers(_ previous: RunRecord?) -> [HandlerAction] {
         guard let previous, Self.isRun(previous.action) else { return [] }
-        return previous.handlers.filter { $0.status == .failed }.map { HandlerAction(argv: $0.argv, notifiedBy: $0.notifiedBy) }
+        return previous.handlers.filter { $0.status == .failed }.map(\.action)
     }
 
     // MARK: rollback
@@ -237,7 +237,7 @@ public final class Engine {
         let before = try history.point(at: parent)
         var undo = Undo(
             label: "run \(record.run)", runs: [record.run], paths: record.changedFiles, expected: [:], desired: [:],
-            handlers: record.handlers.map { HandlerAction(argv: $0.argv, notifiedBy: $0.notifiedBy) },
+            handlers: record.handlers.map(\.action),
             createdDirectories: record.createdDirectories)
         for path in undo.paths {
             undo.expected[path] = try history.state(found.point, path) ?? .absent
@@ -265,7 +265,7 @@ public final class Engine {
                 undo.runs.insert(record.run, at: 0)
                 undo.createdDirectories += record.createdDirectories
                 for handler in record.handlers where !undo.handlers.contains(where: { $0.argv == handler.argv }) {
-                    undo.handlers.append(HandlerAction(argv: handler.argv, notifiedBy: handler.notifiedBy))
+                    undo.handlers.append(handler.action)
                 }
             }
             return true

@@ -24,7 +24,7 @@ struct HandlerRunner {
     }
 
     private func entry(_ handler: HandlerAction, _ status: RunRecord.HandlerEntry.Status, _ detail: String?) -> RunRecord.HandlerEntry {
-        RunRecord.HandlerEntry(argv: handler.argv, notifiedBy: handler.notifiedBy, status: status, detail: detail)
+        RunRecord.HandlerEntry(argv: handler.argv, notifiedBy: handler.notifiedBy, needsMounts: handler.needsMounts, status: status, detail: detail)
     }
 
     private func run(_ handler: HandlerAction) -> RunRecord.HandlerEntry {
@@ -35,6 +35,13 @@ struct HandlerRunner {
         var argv = [tool] + handler.argv.dropFirst()
         if !root.isLiveHost {
             guard geteuid() == 0 else { return entry(handler, .skipped, "running it inside \(root.path) needs chroot, which needs root") }
+            let unmounted = (handler.needsMounts ?? []).filter { !isMountPoint($0) }
+            if !unmounted.isEmpty {
+                return entry(
+                    handler, .skipped,
+                    "\(handler.argv[0]) needs \(unmounted.joined(separator: ", ")) mounted inside \(root.path); "
+                        + "mount --bind them and re-run, or run it after booting that system")
+            }
             argv = ["chroot", root.path] + argv
         }
         let environment = [
@@ -48,6 +55,13 @@ struct HandlerRunner {
         } catch {
             return entry(handler, .failed, "\(error)")
         }
+    }
+
+    /// A directory of the root on another file system than the root itself (a mount point).
+    func isMountPoint(_ hostPath: String) -> Bool {
+        var inner = stat(), outer = stat()
+        guard stat(root.real(hostPath), &inner) == 0, stat(root.path, &outer) == 0 else { return false }
+        return inner.st_dev != outer.st_dev
     }
 
     /// The tool's path inside the root, if it is an executable file there.

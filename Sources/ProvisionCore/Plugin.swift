@@ -209,10 +209,14 @@ public struct DesiredFile: Sendable {
 public struct HandlerAction: Sendable, Hashable, Codable {
     public var argv: [String]
     public var notifiedBy: [String]
+    /// File systems the command needs mounted inside a root that is not the live host (grub-mkconfig
+    /// probes devices through /dev, /proc and /sys); without them it is skipped with that reason.
+    public var needsMounts: [String]?
 
-    public init(argv: [String], notifiedBy: [String]) {
+    public init(argv: [String], notifiedBy: [String], needsMounts: [String]? = nil) {
         self.argv = argv
         self.notifiedBy = notifiedBy
+        self.needsMounts = needsMounts
     }
 }
 

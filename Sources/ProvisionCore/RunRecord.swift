@@ -31,9 +31,13 @@ public struct RunRecord: Sendable, Codable {
         public enum Status: String, Sendable, Codable { case ran, failed, skipped }
         public var argv: [String]
         public var notifiedBy: [String]
+        public var needsMounts: [String]?
         public var status: Status
         /// Why it was skipped, or the tail of its output when it failed.
         public var detail: String?
+
+        /// The command again, for a rollback or a retry.
+        public var action: HandlerAction { HandlerAction(argv: argv, notifiedBy: notifiedBy, needsMounts: needsMounts) }
     }
 
     public var run: Int

@@ -29,7 +29,9 @@ public final class TempRoot {
         }
     }
 
-    deinit { _ = try? ProcessRunner.run(["rm", "-rf", path]) }
+    /// --one-file-system: a test that bind-mounted /dev or /proc into the root and failed to unmount
+    /// must never make cleanup reach into this machine's own /dev.
+    deinit { _ = try? ProcessRunner.run(["rm", "-rf", "--one-file-system", path]) }
 
     public func real(_ hostPath: String) -> String { path + hostPath }
 
