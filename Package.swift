@@ -29,6 +29,7 @@ let package = Package(
             name: "ProvisionFiles", dependencies: ["ProvisionCore"], path: "Plugins/Files"),
         .target(
             name: "ProvisionInitrd", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Initrd"),
+        .target(name: "ProvisionDevices", dependencies: ["ProvisionCore"], path: "Plugins/Devices"),
         .target(
             name: "ProvisionBootloader", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
             path: "Plugins/Bootloader"),
@@ -37,12 +38,14 @@ let package = Package(
             path: "Plugins/Modprobe"),
         .target(
             name: "ProvisionPlugins",
-            dependencies: ["ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader"],
+            dependencies: [
+                "ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader", "ProvisionDevices",
+            ],
             path: "Plugins/Builtin"),
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "ProvisionPlugins",
+                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/provision"),
@@ -70,6 +73,11 @@ let package = Package(
             dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionBootloader", "ProvisionInitrd", "ProvisionTestSupport"],
             path: "Tests/ProvisionBootloaderTests",
             exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ProvisionDevicesTests",
+            dependencies: ["provision", "ProvisionCore", "ProvisionDevices", "ProvisionTestSupport"],
+            path: "Tests/ProvisionDevicesTests",
+            exclude: ["lspci"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],

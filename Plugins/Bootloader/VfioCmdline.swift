@@ -39,7 +39,10 @@ public struct VfioCmdline: StepPlugin {
             builtin = KernelInventory.read(host).vfioPCIBuiltin
         }
         let idsMode = try options.string("ids_on_cmdline", default: "auto")
-        if idsMode == "always" || (idsMode == "auto" && !builtin.isEmpty) {
+        let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address" && !options.has("ids")
+        if byAddress && idsMode != "never" {
+            notices.append(Notice(.info, "no vfio-pci.ids=: the guest GPU has a twin and is bound by address (vfio.bind-address)"))
+        } else if idsMode == "always" || (idsMode == "auto" && !builtin.isEmpty) {
             guard let ids = try PCIIDs.from(options, option: "ids", facts: host.facts), !ids.isEmpty else {
                 throw ProvisionError(
                     .invalidInput,

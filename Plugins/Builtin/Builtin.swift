@@ -1,8 +1,9 @@
 import ProvisionBootloader
 import ProvisionCore
+import ProvisionDevices
 import ProvisionFiles
 import ProvisionInitrd
 import ProvisionModprobe
 
 /// Every step kind that ships with provision.
-public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps)
+public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps + deviceSteps)

@@ -24,11 +24,21 @@ public struct ModprobeVfio: StepPlugin {
         let options = step.options
         let host = step.host
         let path = try options.path("path") ?? "/etc/modprobe.d/vfio.conf"
-        let ids = try Self.validatedIDs(options, facts: host.facts)
+        let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address" && !options.has("ids")
+        let ids = byAddress ? [] : try Self.validatedIDs(options, facts: host.facts)
         let inventory = KernelInventory.read(host)
-        let drivers = try options.stringList("drivers") ?? inventory.presentGPUDrivers
+        var drivers = inventory.presentGPUDrivers
+        if case .list(let gpuDrivers)? = host.facts.lookup(["gpu", "drivers"]) {
+            // The selected card's drivers, those the kernels ship (DKMS ones included).
+            let names = gpuDrivers.compactMap(\.scalarText)
+            drivers = names.filter { name in inventory.kernels.contains { $0.modules.contains(name) || $0.builtin.contains(name) } }
+        }
+        drivers = try options.stringList("drivers") ?? drivers
         var notices: [Notice] = []
-        if !inventory.vfioPCIBuiltin.isEmpty {
+        if byAddress {
+            notices.append(Notice(.info, "the guest GPU is bound by address (vfio.bind-address): no ids line, only the softdeps"))
+        }
+        if !inventory.vfioPCIBuiltin.isEmpty && !byAddress {
             notices.append(Notice(
                 .warning, "vfio-pci is built into kernel \(inventory.vfioPCIBuiltin.joined(separator: ", ")): the options line is ignored there; "
                     + "vfio-pci.ids= on the kernel command line does the binding"))
@@ -68,8 +78,10 @@ public struct ModprobeVfio: StepPlugin {
             return w.count >= 2 && w[0] == "options" && ModuleName.same(w[1], "vfio_pci")
         }
         let managedParams = ["ids"] + (disableVGA ? ["disable_vga"] : [])
-        let wantedParams = ["ids=\(ids.joined(separator: ","))"] + (disableVGA ? ["disable_vga=1"] : [])
-        if let first = lines.firstIndex(where: isVfioOptions) {
+        let wantedParams = (ids.isEmpty ? [] : ["ids=\(ids.joined(separator: ","))"]) + (disableVGA ? ["disable_vga=1"] : [])
+        if wantedParams.isEmpty {
+            // Nothing to set: leave any options line as it is.
+        } else if let first = lines.firstIndex(where: isVfioOptions) {
             var w = words(lines[first])
             let kept = w.dropFirst(2).filter { param in !managedParams.contains { ModuleName.same(param.split(separator: "=")[0].description, $0) } }
             let rebuilt = ([w[0], w[1]] + wantedParams + kept).joined(separator: " ")

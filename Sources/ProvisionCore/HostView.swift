@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The read-only view plugins plan against: the host as it is, overlaid with the changes that
 /// earlier steps of the same run have planned. Paths are host paths ("/etc/default/grub").
 public final class HostView {
@@ -12,6 +16,11 @@ public final class HostView {
     init(root: HostRoot, facts: Value) {
         self.root = root
         self.facts = facts
+    }
+
+    /// The root as it is, with its facts: for commands that only read (`provision devices`).
+    public convenience init(root: HostRoot) {
+        self.init(root: root, facts: Facts.gather(root))
     }
 
     public var isLiveHost: Bool { root.isLiveHost }
@@ -31,6 +40,24 @@ public final class HostView {
     }
 
     public func exists(_ path: String) -> Bool { (try? file(path).exists) ?? false }
+
+    /// Whether anything (file, directory, device, sysfs attribute) is at the path, without reading
+    /// it: some sysfs files (a device's `rom`) may not be read casually.
+    public func entryExists(_ path: String) -> Bool {
+        guard let resolved = try? root.resolve(HostRoot.normalize(path)) else { return false }
+        var info = stat()
+        return lstat(root.real(resolved), &info) == 0
+    }
+
+    /// The last component of a symlink's target ("nvidia" for …/drivers/nvidia), or nil.
+    public func linkName(_ path: String) -> String? {
+        guard let normalized = try? HostRoot.normalize(path) else { return nil }
+        let parent = (normalized as NSString).deletingLastPathComponent
+        guard let resolvedParent = try? root.resolve(parent) else { return nil }
+        let link = root.real(resolvedParent == "/" ? "/" + (normalized as NSString).lastPathComponent : resolvedParent + "/" + (normalized as NSString).lastPathComponent)
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
+        return (target as NSString).lastPathComponent
+    }
 
     /// Whether a directory exists (overlay files count as making their directory exist).
     public func isDirectory(_ path: String) -> Bool {

@@ -21,9 +21,12 @@ import Testing
         let document = try CLI.json(apply.stdout)
         #expect(document["run"] as? Int == 1)
         #expect(document["changed"] as? Int == 5)
+        #expect(document["reboot_required"] as? Bool == true)
         let steps = try #require(document["steps"] as? [[String: Any]])
-        #expect(steps.map { $0["status"] as? String } == Array(repeating: "changed", count: 5))
-        #expect(steps.map { $0["id"] as? String } == ["modprobe-vfio", "initramfs-modules", "kernel-cmdline", "qemu-conf", "xorg-stale-gpu"])
+        #expect(steps.map { $0["status"] as? String } == ["ok", "changed", "changed", "changed", "changed", "ok", "changed"])
+        #expect(steps.map { $0["id"] as? String } == [
+            "select-gpu", "firmware-hint", "modprobe-vfio", "initramfs-modules", "kernel-cmdline", "bind-by-address", "qemu-conf",
+        ])
         #expect(steps.allSatisfy { $0["uses"] is String })
 
         let again = try CLI.run(["apply", recipe, "--root", temp.path, "--json"])
@@ -136,8 +139,8 @@ import Testing
         let crashed = try CLI.run(["apply", recipe, "--root", temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "2"])
         #expect(crashed.signal == 9)
         #expect(FileManager.default.fileExists(atPath: temp.historyPath + "/provision-journal.json"))
-        #expect(temp.read("/etc/mkinitcpio.conf")!.contains("vfio_pci"), "the second write landed before the kill")
-        #expect(temp.read("/etc/default/grub")!.contains("quiet\"\n"), "the third did not")
+        #expect(temp.exists("/etc/modprobe.d/vfio.conf"), "the second write landed before the kill")
+        #expect(!temp.read("/etc/mkinitcpio.conf")!.contains("vfio_pci"), "the third did not")
 
         let resumed = try CLI.run(["apply", recipe, "--root", temp.path, "--json"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
@@ -163,7 +166,7 @@ import Testing
         #expect(rollback.stdout.contains("recover: undid interrupted apply run 1"))
         #expect(try temp.fingerprint() == original)
         // Nothing is lost: the pre-state commit still holds every original.
-        #expect(try temp.git("show", "HEAD~1:etc/X11/xorg.conf.d/20-nvidia.conf").contains("BusID"))
+        #expect(try temp.git("show", "HEAD~1:etc/X11/xorg.conf.d/20-nvidia.conf").contains("\n    BusID"))
     }
 
     @Test func killedDuringRollbackRecovers() throws {
@@ -208,5 +211,52 @@ import Testing
         #expect(error["step"] as? String == "broken")
         #expect(error["line"] as? Int == 4)
         #expect(!temp.exists("/etc/fine.conf"))
+    }
+}
+
+/// The device checks and refusals as a user meets them: notices in plan and apply output and in the
+/// run's record in history, and refusals that change nothing.
+@Suite struct CLIDeviceTests {
+    let recipe = Package.path("recipes/vfio-passthrough.yaml")
+
+    @Test func firmwareHintReachesPlanApplyAndHistory() throws {
+        let temp = try TempRoot(copying: "arch")
+        // Choosing the integrated GPU, which the firmware initialises, must bring up the hint.
+        let plan = try CLI.run(["plan", recipe, "--root", temp.path, "--var", "gpu=0000:00:02.0"])
+        #expect(plan.stdout.contains("0000:00:02.0 is the boot VGA device"))
+        #expect(plan.stdout.contains("systemctl reboot --firmware-setup"))
+        let apply = try CLI.run(["apply", recipe, "--root", temp.path, "--var", "gpu=0000:00:02.0", "--json"])
+        #expect(apply.status == 0, "\(apply.stderr)")
+        let notices = try #require(try CLI.json(apply.stdout)["notices"] as? [[String: Any]])
+        #expect(notices.contains { ($0["step"] as? String) == "firmware-hint" && (($0["message"] as? String)?.contains("boot VGA") ?? false) })
+        let record = try temp.git("show", "HEAD:.provision/run.json")
+        #expect(record.contains("is the boot VGA device"))
+        #expect(record.contains("IOMMU on (dmar0, dmar1)"))
+    }
+
+    @Test func refusalsChangeNothingAndSayTheWayOut() throws {
+        for (snapshot, message, way) in [
+            ("debian", "shares IOMMU group 7 with 0000:02:00.0 USB controller", "allow_shared_group: true"),
+            ("ubuntu", "has the same ids (10de:2484)", "identical_ids: bind-by-address"),
+        ] {
+            let temp = try TempRoot(copying: snapshot)
+            let before = try temp.fingerprint(excludingHistory: false)
+            let result = try CLI.run(["apply", recipe, "--root", temp.path])
+            #expect(result.status == 1)
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+            #expect(result.stderr.contains(way))
+            #expect(try temp.fingerprint(excludingHistory: false) == before)
+        }
+    }
+
+    @Test func twinCardsAreBoundByAddress() throws {
+        let temp = try TempRoot(copying: "ubuntu")
+        let apply = try CLI.run(["apply", recipe, "--root", temp.path, "--var", "identical_ids=bind-by-address"])
+        #expect(apply.status == 0, "\(apply.stderr)")
+        #expect(temp.read("/etc/driverctl.d/pci-0000:02:00.0") == "vfio-pci\n")
+        #expect(temp.read("/etc/driverctl.d/pci-0000:02:00.1") == "vfio-pci\n")
+        #expect(!temp.exists("/etc/driverctl.d/pci-0000:01:00.0"), "the host's twin stays with the host")
+        #expect(temp.read("/etc/modprobe.d/vfio.conf")?.contains("ids=") == false)
+        #expect(temp.read("/etc/kernel/cmdline")?.contains("vfio-pci.ids") == false)
     }
 }

@@ -25,7 +25,7 @@ import Testing
         let report = try engine.apply(try Recipe.load(path: recipePath, registry: builtinRegistry))
         #expect(report.changes.count == 5)
         #expect(temp.exists("/etc/modprobe.d/vfio.conf"))
-        #expect(!temp.exists("/etc/X11/xorg.conf.d/20-nvidia.conf"))
+        #expect(temp.read("/etc/X11/xorg.conf.d/20-nvidia.conf")?.contains("\n#    BusID          \"PCI:1:0:0\"") == true)
         var info = stat()
         stat(temp.real("/etc/default/grub"), &info)
         #expect(info.st_mode & 0o7777 == 0o600, "an edit keeps the file's mode")

@@ -1,0 +1,99 @@
+import Foundation
+import ProvisionCore
+
+/// `gpu.select`: picks the guest GPU (`auto`: the one that is not the boot VGA device), checks that
+/// it can be passed through, and exports `facts.gpu` for the later steps: its functions' ids and
+/// addresses, vendor, the drivers to hold back, and how to bind it.
+public struct GPUSelect: StepPlugin {
+    public init() {}
+    public let kind = "gpu.select"
+    public let summary = "Choose the guest GPU (auto, address or id), check its IOMMU group, export facts.gpu."
+    public let options: [OptionSpec] = [
+        OptionSpec("gpu", .string, default: "auto", help: "auto, a PCI address (0000:01:00.0) or a vendor:device id (10de:1b80)"),
+        OptionSpec(
+            "allow_shared_group", .bool, default: "false",
+            help: "go on although other devices share the GPU's IOMMU group (they must then go to the guest too)"),
+        OptionSpec(
+            "identical_ids", .choice(["refuse", "bind-by-address"]), default: "refuse",
+            help: "when the host GPU has the same ids: refuse, or bind by PCI address (vfio.bind-address) instead of ids"),
+    ]
+
+    /// Drivers that claim cards of each vendor (and so must wait for vfio-pci).
+    static func drivers(for vendor: String) -> [String] {
+        switch vendor {
+        case "nvidia": return ["nvidia", "nouveau"]
+        case "amd": return ["amdgpu", "radeon"]
+        case "intel": return ["i915", "xe"]
+        default: return []
+        }
+    }
+
+    public func plan(_ step: StepContext) throws -> StepPlan {
+        let options = step.options
+        let report = try DeviceReport.read(step.host)
+        let gpu: DeviceReport.GPU
+        do {
+            gpu = try report.select(try options.string("gpu", default: "auto"))
+        } catch var error as ProvisionError {
+            error.location = options.location(of: "gpu")
+            throw error
+        }
+        var notices: [Notice] = []
+        let functions = gpu.functions.map { "\($0.address) \($0.id)" }.joined(separator: ", ")
+        notices.append(Notice(.info, "guest GPU: \(gpu.device.address) \(gpu.device.name ?? gpu.device.id); functions \(functions)"))
+        switch gpu.verdict {
+        case .shared(let others):
+            guard try options.bool("allow_shared_group", default: false) else {
+                throw ProvisionError(
+                    .invalidInput,
+                    "GPU \(gpu.device.address) shares IOMMU group \(gpu.group ?? -1) with \(others.joined(separator: ", ")): "
+                        + "everything in a group goes to the guest together. Move the card to another slot (one wired to the CPU), "
+                        + "look for an ACS option in the firmware, or set allow_shared_group: true and pass those devices along",
+                    at: options.location(of: "allow_shared_group"))
+            }
+            notices.append(Notice(.warning, "IOMMU group \(gpu.group ?? -1) is \(gpu.verdict.text): pass those devices to the guest too"))
+        case .unknown:
+            notices.append(Notice(.warning, "IOMMU group of \(gpu.device.address) unknown: \(gpu.verdict.text)"))
+        default:
+            notices.append(Notice(.info, "IOMMU group \(gpu.group ?? -1): \(gpu.verdict.text)"))
+        }
+
+        var bind = "ids"
+        let twins = report.gpus.filter { $0.device.slot != gpu.device.slot && $0.device.id == gpu.device.id }
+        if !twins.isEmpty {
+            guard try options.string("identical_ids", default: "refuse") == "bind-by-address" else {
+                throw ProvisionError(
+                    .invalidInput,
+                    "the other GPU \(twins.map(\.device.address).joined(separator: ", ")) has the same ids (\(gpu.device.id)): "
+                        + "vfio-pci.ids= would take both cards. Bind by address instead: set identical_ids: bind-by-address and add "
+                        + "a vfio.bind-address step (driverctl overrides in /etc/driverctl.d)",
+                    at: options.location(of: "gpu"))
+            }
+            bind = "address"
+            notices.append(Notice(.info, "\(gpu.device.address) has a twin at \(twins.map(\.device.address).joined(separator: ", ")): binding by address, not by ids"))
+        }
+
+        let vendor = gpu.device.vendorName
+        var drivers = Self.drivers(for: vendor)
+        for function in gpu.functions where function.isDisplay {
+            if let driver = function.driver, driver != "vfio-pci", !drivers.contains(driver) { drivers.append(driver) }
+        }
+        let exports: [String: Value] = [
+            "gpu": .map([
+                "address": .string(gpu.device.address),
+                "addresses": .list(gpu.functions.map { .string($0.address) }),
+                "ids": .list(gpu.ids.map { .string($0) }),
+                "vendor": .string(vendor),
+                "drivers": .list(drivers.map { .string($0) }),
+                "boot_vga": .bool(gpu.device.bootVGA),
+                "group": gpu.group.map { .int($0) } ?? .string(""),
+                "bind": .string(bind),
+                "name": .string(gpu.device.name ?? gpu.device.id),
+            ])
+        ]
+        return StepPlan(notices: notices, exports: exports)
+    }
+}
+
+/// The device steps.
+public let deviceSteps: [any StepPlugin] = [GPUSelect(), FirmwareHint(), BindAddress()]
