@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: a copy of the Arch host snapshot (never this machine's /etc).
-# plan with diffs, apply, apply again (0 changed), history, rollback, and proof that the copy is
-# byte-identical to the snapshot again.
+# devices, plan with diffs, apply, apply again (0 changed), history, rollback, and proof that the
+# copy is byte-identical to the snapshot again. Extra arguments go to plan and apply (--var …).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -13,12 +13,14 @@ root=$(mktemp -d /tmp/provision-demo-XXXXXX)
 cp -a "$snapshot/." "$root/"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
+step provision devices --root "$root"
+$provision devices --root "$root"
 step provision plan "$recipe" --root "$root"
-$provision plan "$recipe" --root "$root"
+$provision plan "$recipe" --root "$root" "$@"
 step provision apply "$recipe" --root "$root"
-$provision apply "$recipe" --root "$root"
+$provision apply "$recipe" --root "$root" "$@"
 step provision apply "$recipe" --root "$root"   "# again: nothing to do"
-$provision apply "$recipe" --root "$root" | tail -n 1
+$provision apply "$recipe" --root "$root" "$@" | tail -n 1
 step provision history --root "$root"
 $provision history --root "$root"
 step git --git-dir "$root/var/lib/provision/history.git" log --stat -1 HEAD~1
@@ -26,7 +28,7 @@ git --git-dir "$root/var/lib/provision/history.git" log --stat -1 HEAD~1
 step provision rollback --root "$root"
 $provision rollback --root "$root" | tail -n 3
 step "diff -r (modes and owners too) $snapshot $root, ignoring provision's own history"
-if diff -r -x provision "$snapshot" "$root" && \
+if diff -r --no-dereference -x provision "$snapshot" "$root" && \
    [ "$(cd "$snapshot" && find . -path ./var/lib/provision -prune -o -printf '%p %m %U:%G\n' | sort)" = \
      "$(cd "$root" && find . -path ./var/lib/provision -prune -o -printf '%p %m %U:%G\n' | sort)" ]; then
   echo "identical: the root is byte for byte the snapshot again"
