@@ -30,6 +30,7 @@ let package = Package(
         .target(
             name: "ProvisionInitrd", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Initrd"),
         .target(name: "ProvisionDevices", dependencies: ["ProvisionCore"], path: "Plugins/Devices"),
+        .target(name: "ProvisionROM", dependencies: ["ProvisionCore", "ProvisionEdit", "CArchive"], path: "Plugins/ROM"),
         .target(
             name: "ProvisionBootloader", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
             path: "Plugins/Bootloader"),
@@ -40,12 +41,13 @@ let package = Package(
             name: "ProvisionPlugins",
             dependencies: [
                 "ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader", "ProvisionDevices",
+                "ProvisionROM",
             ],
             path: "Plugins/Builtin"),
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices",
+                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/provision"),
@@ -78,6 +80,10 @@ let package = Package(
             dependencies: ["provision", "ProvisionCore", "ProvisionDevices", "ProvisionTestSupport"],
             path: "Tests/ProvisionDevicesTests",
             exclude: ["lspci"]),
+        .testTarget(
+            name: "ProvisionROMTests",
+            dependencies: ["provision", "ProvisionCore", "ProvisionROM", "ProvisionTestSupport"],
+            path: "Tests/ProvisionROMTests"),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],

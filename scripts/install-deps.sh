@@ -4,6 +4,7 @@ set -euo pipefail
 packages=(
   pkg-config libgit2-dev libarchive-dev libxml2-dev   # C libraries provision links
   git patch diffutils busybox-static                  # real consumers the tests judge with
+  ipxe-qemu seabios python3 zip                       # real option ROMs; a loopback HTTP server; archives
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,7 @@ import ProvisionDevices
 import ProvisionFiles
 import ProvisionInitrd
 import ProvisionModprobe
+import ProvisionROM
 
 /// Every step kind that ships with provision.
-public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps + deviceSteps)
+public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps + deviceSteps + romSteps)

@@ -49,6 +49,25 @@ public final class HostView {
         return lstat(root.real(resolved), &info) == 0
     }
 
+    /// A PCI function's option ROM from ROOT/sys. On the live host the kernel hides it until asked:
+    /// write 1 to `rom`, read it, write 0 again (the only sysfs write provision makes, and undone at
+    /// once). In other roots (snapshots) `rom` is read as the file it is there.
+    public func pciROM(_ address: String, maxBytes: Int) throws -> Data {
+        let path = "/sys/bus/pci/devices/\(address)/rom"
+        guard entryExists(path) else { throw ProvisionError(.notFound, "\(address) exposes no ROM (no \(path))") }
+        let real = root.real(try root.resolve(path))
+        /// sysfs attributes take one write(2); no temp files, no renames.
+        func poke(_ value: String) -> Bool {
+            let fd = open(real, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            return value.withCString { write(fd, $0, strlen($0)) } > 0
+        }
+        if isLiveHost && !poke("1") { throw ProvisionError.io("cannot enable the ROM of", address) }
+        defer { if isLiveHost { _ = poke("0") } }
+        return try Fetch.localFile(real, maxBytes: maxBytes)
+    }
+
     /// The last component of a symlink's target ("nvidia" for …/drivers/nvidia), or nil.
     public func linkName(_ path: String) -> String? {
         guard let normalized = try? HostRoot.normalize(path) else { return nil }

@@ -174,3 +174,50 @@ public enum CLI {
         return object
     }
 }
+
+/// A helper process for a test (a loopback server, say): started with posix_spawn, its first
+/// output line read, stopped with SIGKILL and reaped with waitpid. stdin and stderr go to
+/// /dev/null so it can never hold the test runner's own pipes open.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let pid: pid_t
+    private let output: Int32
+
+    public init(_ argv: [String]) throws {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw ProvisionError(.io, "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var child: pid_t = 0
+        let status = posix_spawnp(&child, argv[0], &actions, nil, &cArgs, environ)
+        close(pipeFDs[1])
+        guard status == 0 else {
+            close(pipeFDs[0])
+            throw ProvisionError(.io, "cannot start \(argv[0])")
+        }
+        pid = child
+        output = pipeFDs[0]
+    }
+
+    /// The next line the process prints (blocking).
+    public func readLine() -> String {
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(output, &byte, 1) == 1 && byte != 0x0A { line.append(byte) }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    deinit {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        close(output)
+    }
+}
