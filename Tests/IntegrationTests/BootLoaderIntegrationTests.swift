@@ -7,14 +7,7 @@ import Testing
 /// is skipped with the reason until /dev, /proc and /sys are mounted inside the root, then runs
 /// there; kernel-install gives a newly added kernel the line provision wrote to /etc/kernel/cmdline.
 @Suite(.serialized) struct BootLoaderIntegrationTests {
-    func root(_ name: String) throws -> TempRoot? {
-        let path = "\(GeneratorIntegrationTests.roots)/\(name)"
-        guard FileManager.default.fileExists(atPath: path + "/.complete") else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(path) is missing: scripts/make-test-roots.sh builds it") }
-            return nil
-        }
-        return try TempRoot(copyingDirectory: path)
-    }
+    func root(_ name: String) throws -> TempRoot? { try debootstrappedRoot(name) }
 
     func recipe(_ root: TempRoot, _ tokens: [String]) throws -> String {
         try root.write("/tmp/cmdline.yaml", "name: cmdline\nsteps:\n  - {id: cmdline, uses: kernel.cmdline, with: {add: [\(tokens.joined(separator: ", "))]}}\n")

@@ -7,21 +7,29 @@ import Testing
 /// (scripts/make-test-roots.sh), `provision apply` runs update-initramfs or dracut inside the root,
 /// the image then holds the vfio modules and modprobe.d/vfio.conf, and `provision rollback`
 /// rebuilds it without them.
+/// A fresh copy of a root built by scripts/make-test-roots.sh, or nil when it is missing (an issue
+/// in CI, where the script runs first).
+func debootstrappedRoot(_ name: String) throws -> TempRoot? {
+    let roots = ProcessInfo.processInfo.environment["PROVISION_TEST_ROOTS"] ?? "/var/cache/provision-tests"
+    let path = "\(roots)/\(name)"
+    guard FileManager.default.fileExists(atPath: path + "/.complete") else {
+        if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(path) is missing: scripts/make-test-roots.sh builds it") }
+        return nil
+    }
+    return try TempRoot(copyingDirectory: path)
+}
+
+/// `provision apply RECIPE --root ROOT --json`, checked to succeed; the handlers it reports.
+func applyReportingHandlers(_ recipe: String, in root: TempRoot) throws -> [[String: Any]] {
+    let apply = try CLI.run(["apply", recipe, "--root", root.path, "--json"])
+    #expect(apply.status == 0, "\(apply.stderr)")
+    return try #require(try CLI.json(apply.stdout)["handlers"] as? [[String: Any]])
+}
+
 @Suite(.serialized) struct GeneratorIntegrationTests {
-    static let roots = ProcessInfo.processInfo.environment["PROVISION_TEST_ROOTS"] ?? "/var/cache/provision-tests"
     static let ids = "10de:1b80,10de:10f0"
 
-    /// A fresh copy of a prepared root, or nil (an issue in CI, where the roots must exist).
-    func root(_ name: String) throws -> TempRoot? {
-        let path = "\(Self.roots)/\(name)"
-        guard FileManager.default.fileExists(atPath: path + "/.complete") else {
-            if ProcessInfo.processInfo.environment["CI"] != nil {
-                Issue.record("\(path) is missing: scripts/make-test-roots.sh builds it")
-            }
-            return nil
-        }
-        return try TempRoot(copyingDirectory: path)
-    }
+    func root(_ name: String) throws -> TempRoot? { try debootstrappedRoot(name) }
 
     func inRoot(_ root: TempRoot, _ argv: String...) throws -> String {
         let result = try ProcessRunner.run(["chroot", root.path] + argv, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"])
@@ -48,10 +56,7 @@ import Testing
         guard let root = try root("bookworm-initramfs-tools") else { return }
         let release = try kernel(root)
         let image = "/boot/initrd.img-\(release)"
-        let apply = try CLI.run(["apply", try recipe(root), "--root", root.path, "--json"])
-        #expect(apply.status == 0, "\(apply.stderr)")
-        let document = try CLI.json(apply.stdout)
-        let handlers = try #require(document["handlers"] as? [[String: Any]])
+        let handlers = try applyReportingHandlers(try recipe(root), in: root)
         #expect(handlers.map { $0["argv"] as? [String] } == [["update-initramfs", "-u", "-k", "all"]])
         #expect(handlers.map { $0["status"] as? String } == ["ran"], "\(handlers)")
         #expect(root.read("/etc/initramfs-tools/modules")?.hasSuffix("vfio_pci\nvfio\nvfio_iommu_type1\nvfio_virqfd\n") == true)
@@ -75,10 +80,7 @@ import Testing
         guard let root = try root("bookworm-dracut") else { return }
         let release = try kernel(root)
         let image = "/boot/initrd.img-\(release)"
-        let apply = try CLI.run(["apply", try recipe(root), "--root", root.path, "--json"])
-        #expect(apply.status == 0, "\(apply.stderr)")
-        let document = try CLI.json(apply.stdout)
-        let handlers = try #require(document["handlers"] as? [[String: Any]])
+        let handlers = try applyReportingHandlers(try recipe(root), in: root)
         #expect(handlers.map { $0["argv"] as? [String] } == [["dracut", "--regenerate-all", "--force"]])
         #expect(handlers.map { $0["status"] as? String } == ["ran"], "\(handlers)")
         #expect(root.read("/etc/dracut.conf.d/vfio.conf")?.contains("force_drivers+=\" vfio_pci vfio vfio_iommu_type1 vfio_virqfd \"") == true)
