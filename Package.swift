@@ -30,6 +30,8 @@ let package = Package(
         .target(
             name: "ProvisionInitrd", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Initrd"),
         .target(name: "ProvisionDevices", dependencies: ["ProvisionCore"], path: "Plugins/Devices"),
+        .target(name: "ProvisionSystem", dependencies: ["ProvisionCore"], path: "Plugins/System"),
+        .target(name: "ProvisionLibvirt", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Libvirt"),
         .target(name: "ProvisionROM", dependencies: ["ProvisionCore", "ProvisionEdit", "CArchive"], path: "Plugins/ROM"),
         .target(
             name: "ProvisionBootloader", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
@@ -41,7 +43,7 @@ let package = Package(
             name: "ProvisionPlugins",
             dependencies: [
                 "ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader", "ProvisionDevices",
-                "ProvisionROM",
+                "ProvisionROM", "ProvisionSystem", "ProvisionLibvirt",
             ],
             path: "Plugins/Builtin"),
         .executableTarget(
@@ -55,7 +57,7 @@ let package = Package(
             name: "provision-bench",
             dependencies: ["ProvisionCore", "ProvisionPlugins"],
             path: "Sources/provision-bench"),
-        .target(name: "ProvisionTestSupport", dependencies: ["ProvisionCore"], path: "Tests/Support"),
+        .target(name: "ProvisionTestSupport", dependencies: ["ProvisionCore", "CSystem"], path: "Tests/Support"),
         .testTarget(
             name: "ProvisionCoreTests",
             dependencies: ["ProvisionCore", "ProvisionPlugins", "ProvisionTestSupport", "CSystem"],
@@ -84,6 +86,11 @@ let package = Package(
             name: "ProvisionROMTests",
             dependencies: ["provision", "ProvisionCore", "ProvisionROM", "ProvisionTestSupport"],
             path: "Tests/ProvisionROMTests"),
+        .testTarget(
+            name: "ProvisionLibvirtTests",
+            dependencies: ["ProvisionCore", "ProvisionSystem", "ProvisionLibvirt", "ProvisionTestSupport"],
+            path: "Tests/ProvisionLibvirtTests",
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],

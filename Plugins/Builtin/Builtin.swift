@@ -3,8 +3,10 @@ import ProvisionCore
 import ProvisionDevices
 import ProvisionFiles
 import ProvisionInitrd
+import ProvisionLibvirt
 import ProvisionModprobe
 import ProvisionROM
+import ProvisionSystem
 
 /// Every step kind that ships with provision.
-public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps + deviceSteps + romSteps)
+public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps + deviceSteps + romSteps + systemSteps + libvirtSteps)

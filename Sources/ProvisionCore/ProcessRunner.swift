@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 
 #if canImport(Glibc)
@@ -23,6 +24,9 @@ public enum ProcessRunner {
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
         posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
         posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
+        // Nothing else is inherited: not the root lock (a daemon a handler starts would hold it
+        // forever), not files being written (exec of them would fail with ETXTBSY).
+        provision_spawn_close_from(&actions, 3)
 
         let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
         var cArgs = argv.map { strdup($0) } + [nil]
