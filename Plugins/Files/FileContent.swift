@@ -25,11 +25,12 @@ public struct FileContent: StepPlugin {
             data = Data((content.hasSuffix("\n") || content.isEmpty ? content : content + "\n").utf8)
         case (nil, let source?):
             let recipeDirectory = (options.stepLocation.file as NSString).deletingLastPathComponent
-            let sourcePath = source.hasPrefix("/") ? source : recipeDirectory + "/" + source
-            guard let bytes = FileManager.default.contents(atPath: sourcePath) else {
-                throw options.error("source", "cannot read source file \(sourcePath)")
+            let sourcePath = source.hasPrefix("/") || recipeDirectory.isEmpty ? source : recipeDirectory + "/" + source
+            do {
+                data = try Fetch.localFile(sourcePath, maxBytes: 64 << 20)
+            } catch let error as ProvisionError {
+                throw options.error("source", error.message)
             }
-            data = bytes
         default:
             throw ProvisionError(.invalidInput, "file.content needs exactly one of content or source", at: options.stepLocation)
         }

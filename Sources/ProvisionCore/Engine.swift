@@ -418,7 +418,7 @@ public final class Engine {
 
     private func openHistory(create: Bool) throws -> HistoryStore? {
         let repo = create ? try GitRepository.openOrCreate(historyPath) : try GitRepository.open(historyPath)
-        return repo.map { HistoryStore(repo: $0, root: root) }
+        return repo.map { HistoryStore(repo: $0) }
     }
 
     // MARK: reading history

@@ -17,11 +17,9 @@ final class HistoryStore {
     static let recordPath = ".provision/run.json"
 
     let repo: GitRepository
-    let root: HostRoot
 
-    init(repo: GitRepository, root: HostRoot) {
+    init(repo: GitRepository) {
         self.repo = repo
-        self.root = root
     }
 
     var journalPath: String { repo.path + "/provision-journal.json" }
