@@ -69,7 +69,10 @@ public struct InitrdModules: StepPlugin {
                 "vfio_pci_builtin": .list(builtin.map { .string($0) }),
             ])
         ]
-        let watched = files.map(\.path) + [Mkinitcpio.mainConfig]
+        // The rebuild follows the files this step edits, and for mkinitcpio every file it reads its
+        // configuration from (an edit there by another step needs the same rebuild).
+        var watched = files.map(\.path)
+        if generator == .mkinitcpio { watched += Mkinitcpio.configFiles(host) }
         return StepPlan(
             files: files, handlers: [HandlerAction(argv: generator.rebuild, notifiedBy: Array(Set(watched)).sorted())],
             notices: notices, exports: exports)
