@@ -19,12 +19,15 @@ let package = Package(
         .systemLibrary(
             name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(
+            name: "CXML2", path: "Sources/CXML2", pkgConfig: "libxml-2.0",
+            providers: [.apt(["libxml2-dev"])]),
         .target(name: "CSystem", path: "Sources/CSystem"),
         .target(
             name: "ProvisionCore",
             dependencies: ["CGit2", "CSystem", .product(name: "Yams", package: "Yams")],
             path: "Sources/ProvisionCore"),
-        .target(name: "ProvisionEdit", dependencies: ["ProvisionCore"], path: "Sources/ProvisionEdit"),
+        .target(name: "ProvisionEdit", dependencies: ["ProvisionCore", "CXML2"], path: "Sources/ProvisionEdit"),
         .target(
             name: "ProvisionFiles", dependencies: ["ProvisionCore"], path: "Plugins/Files"),
         .target(
@@ -88,7 +91,7 @@ let package = Package(
             path: "Tests/ProvisionROMTests"),
         .testTarget(
             name: "ProvisionLibvirtTests",
-            dependencies: ["ProvisionCore", "ProvisionSystem", "ProvisionLibvirt", "ProvisionTestSupport"],
+            dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionSystem", "ProvisionLibvirt", "ProvisionTestSupport"],
             path: "Tests/ProvisionLibvirtTests",
             exclude: ["Fixtures"]),
         .testTarget(

@@ -69,5 +69,3 @@ public struct QemuConf: StepPlugin {
     }
 }
 
-/// The libvirt steps.
-public let libvirtSteps: [any StepPlugin] = [QemuConf()]

@@ -24,16 +24,19 @@ struct HandlerRunner {
     }
 
     private func entry(_ handler: HandlerAction, _ status: RunRecord.HandlerEntry.Status, _ detail: String?) -> RunRecord.HandlerEntry {
-        RunRecord.HandlerEntry(argv: handler.argv, notifiedBy: handler.notifiedBy, needsMounts: handler.needsMounts, status: status, detail: detail)
+        RunRecord.HandlerEntry(
+            argv: handler.argv, notifiedBy: handler.notifiedBy, needsMounts: handler.needsMounts, onHost: handler.onHost, status: status,
+            detail: detail)
     }
 
     private func run(_ handler: HandlerAction) -> RunRecord.HandlerEntry {
         guard enabled else { return entry(handler, .skipped, "--no-handlers given") }
-        guard let tool = locate(handler.argv[0]) else {
-            return entry(handler, .skipped, "\(handler.argv[0]) is not installed in \(root.path)")
+        let onHost = handler.onHost == true
+        guard let tool = onHost ? locateOnHost(handler.argv[0]) : locate(handler.argv[0]) else {
+            return entry(handler, .skipped, "\(handler.argv[0]) is not installed in \(onHost ? "/" : root.path)")
         }
         var argv = [tool] + handler.argv.dropFirst()
-        if !root.isLiveHost {
+        if !root.isLiveHost && !onHost {
             guard geteuid() == 0 else { return entry(handler, .skipped, "running it inside \(root.path) needs chroot, which needs root") }
             let unmounted = (handler.needsMounts ?? []).filter { !isMountPoint($0) }
             if !unmounted.isEmpty {
@@ -62,6 +65,11 @@ struct HandlerRunner {
         var inner = stat(), outer = stat()
         guard stat(root.real(hostPath), &inner) == 0, stat(root.path, &outer) == 0 else { return false }
         return inner.st_dev != outer.st_dev
+    }
+
+    /// The tool's path on the machine provision runs on.
+    func locateOnHost(_ name: String) -> String? {
+        (name.contains("/") ? [name] : Self.searchPath.map { "\($0)/\(name)" }).first { access($0, X_OK) == 0 }
     }
 
     /// The tool's path inside the root, if it is an executable file there.

@@ -128,7 +128,8 @@ public struct Planner: Sendable {
                 if let index = handlers.firstIndex(where: { $0.argv == handler.argv }) {
                     handlers[index].notifiedBy += notifiedBy.filter { !handlers[index].notifiedBy.contains($0) }
                 } else {
-                    handlers.append(HandlerAction(argv: handler.argv, notifiedBy: notifiedBy, needsMounts: handler.needsMounts))
+                    handlers.append(
+                        HandlerAction(argv: handler.argv, notifiedBy: notifiedBy, needsMounts: handler.needsMounts, onHost: handler.onHost))
                 }
             }
             let stepNotices = stepPlan.notices.map { notice -> Notice in

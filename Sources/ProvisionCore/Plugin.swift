@@ -212,11 +212,15 @@ public struct HandlerAction: Sendable, Hashable, Codable {
     /// File systems the command needs mounted inside a root that is not the live host (grub-mkconfig
     /// probes devices through /dev, /proc and /sys); without them it is skipped with that reason.
     public var needsMounts: [String]?
+    /// Runs with the host's own tools even for another root: for clients such as `virsh` that act
+    /// through a daemon's socket rather than on the root's files (paths in `argv` are then real).
+    public var onHost: Bool?
 
-    public init(argv: [String], notifiedBy: [String], needsMounts: [String]? = nil) {
+    public init(argv: [String], notifiedBy: [String], needsMounts: [String]? = nil, onHost: Bool? = nil) {
         self.argv = argv
         self.notifiedBy = notifiedBy
         self.needsMounts = needsMounts
+        self.onHost = onHost
     }
 }
 

@@ -10,6 +10,8 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
     public var step: String
     public var options: [String: Value]
     public var files: [String: String]
+    /// Host path -> a file beside the fixture holding the content (whole documents such as domain XML).
+    public var files_from: [String: String]?
     public var file_modes: [String: String]?
     /// Kernel release -> loadable module names (written as lib/modules/RELEASE/modules.dep).
     public var kernels: [String: [String]]?
@@ -18,6 +20,8 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
     /// Directories that must exist (e.g. a generator's data directory).
     public var directories: [String]?
     public var expected: [String: String?]?
+    /// Host path -> a golden file beside the fixture.
+    public var expected_from: [String: String]?
     public var expected_mode: [String: String]?
     /// File -> array name -> the elements a real bash sees after sourcing the file.
     public var bash_arrays: [String: [String: [String]]]?
@@ -28,16 +32,32 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
     public var notices: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case step, options, files, file_modes, kernels, builtin, directories, expected, expected_mode, bash_arrays, sh_variables, error, notices
+        case step, options, files, files_from, expected_from, file_modes, kernels, builtin, directories, expected, expected_mode, bash_arrays, sh_variables, error, notices
     }
 
     public var description: String { name }
+    var directory = ""
+
+    /// `files` and `files_from` together.
+    public func inputFiles() throws -> [String: String] {
+        var all = files
+        for (path, source) in files_from ?? [:] { all[path] = try String(contentsOfFile: directory + "/" + source, encoding: .utf8) }
+        return all
+    }
+
+    /// `expected` and `expected_from` together.
+    public func expectedFiles() throws -> [String: String?] {
+        var all = expected ?? [:]
+        for (path, source) in expected_from ?? [:] { all[path] = try String(contentsOfFile: directory + "/" + source, encoding: .utf8) }
+        return all
+    }
 
     public static func load(_ directory: String) throws -> [StepFixture] {
         let path = Package.path(directory)
         return try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".json") }.sorted().map { file in
             var fixture = try JSONDecoder().decode(StepFixture.self, from: Data(contentsOf: URL(fileURLWithPath: path + "/" + file)))
             fixture.name = String(file.dropLast(5))
+            fixture.directory = path
             return fixture
         }
     }
@@ -68,7 +88,7 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
             try temp.write("/usr/lib/modules/\(release)/modules.dep", modules.map { "kernel/drivers/\($0).ko.zst:\n" }.joined())
             try temp.write("/usr/lib/modules/\(release)/modules.builtin", (builtin?[release] ?? []).map { "kernel/drivers/\($0).ko\n" }.joined())
         }
-        for (path, content) in files {
+        for (path, content) in try inputFiles() {
             try temp.write(path, content, mode: mode_t(FileMeta.parseMode(file_modes?[path] ?? "0644")!))
         }
         let original = try temp.fingerprint()
@@ -89,7 +109,7 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
             return outcome
         }
         outcome.notices = report.plan?.notices.map(\.message) ?? []
-        for path in (expected ?? [:]).keys {
+        for path in try expectedFiles().keys {
             outcome.files[path] = temp.read(path)
         }
         for path in (expected_mode ?? [:]).keys {
@@ -130,7 +150,10 @@ extension StepFixture {
             return
         }
         #expect(outcome.error == nil, "\(String(describing: outcome.error))", sourceLocation: sourceLocation)
-        for (path, content) in expected ?? [:] { #expect(outcome.files[path] == content, "\(path)", sourceLocation: sourceLocation) }
+        for (path, content) in try expectedFiles() {
+            let actual = outcome.files[path] ?? nil
+            #expect(actual == content, "\(path)\n\(Diff.describe(path: path, before: Self.state(content), after: Self.state(actual)))", sourceLocation: sourceLocation)
+        }
         for (path, mode) in expected_mode ?? [:] { #expect(outcome.modes[path] == mode, "\(path)", sourceLocation: sourceLocation) }
         for (path, arrays) in bash_arrays ?? [:] {
             for (name, elements) in arrays {
@@ -146,6 +169,12 @@ extension StepFixture {
         for text in notices ?? [] { #expect(allNotices.contains(text), "notice \(text) in \(allNotices)", sourceLocation: sourceLocation) }
         #expect(outcome.secondApplyChanges == 0, "a second apply changes nothing", sourceLocation: sourceLocation)
         #expect(outcome.rollbackRestored, "rollback restores the input byte for byte", sourceLocation: sourceLocation)
+    }
+}
+
+extension StepFixture {
+    static func state(_ text: String?) -> FileState {
+        text.map { .file(Data($0.utf8), FileMeta(mode: 0o644, uid: 0, gid: 0)) } ?? .absent
     }
 }
 

@@ -5,9 +5,9 @@ import ProvisionSystem
 import ProvisionTestSupport
 import Testing
 
-/// Fixtures for system.user (passwd, group, shadow, gshadow) and libvirt.qemu-conf: expected
+/// Fixtures for system.user (passwd, group, shadow, gshadow), libvirt.qemu-conf and libvirt.domain: expected
 /// files, a no-op second apply, and a byte-exact rollback.
-@Suite struct SystemAndQemuConfFixtureTests {
+@Suite struct SystemAndLibvirtFixtureTests {
     static let registry = PluginRegistry(systemSteps + libvirtSteps)
 
     @Test(arguments: try StepFixture.load("Tests/ProvisionLibvirtTests/Fixtures"))
