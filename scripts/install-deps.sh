@@ -5,13 +5,24 @@ packages=(
   pkg-config libgit2-dev libarchive-dev libxml2-dev   # C libraries provision links
   git patch diffutils busybox-static                  # real consumers the tests judge with
   ipxe-qemu seabios python3 zip                       # real option ROMs; a loopback HTTP server; archives
+  libvirt-daemon libvirt-daemon-driver-qemu           # a real libvirtd judges the domain XML ...
+  qemu-system-x86 ovmf                                # ... with a real QEMU and UEFI firmware behind it
+  libvirt-clients libxml2-utils virtinst              # virsh, virt-xml-validate (needs xmllint), virt-install
+  augeas-tools                                        # libvirt's own augeas lens reads qemu.conf back
 )
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's own /etc/libvirt/qemu.conf, for the tests that edit it: the package is downloaded, never
+# installed (its postinst would set up services on this machine).
+debs="${PROVISION_TEST_ROOTS:-/var/cache/provision-tests}/debs"
+if ! ls "$debs"/libvirt-daemon-system_*.deb >/dev/null 2>&1; then
+  $SUDO mkdir -p "$debs"
+  (cd "$debs" && $SUDO apt-get download -qq libvirt-daemon-system 2>/dev/null)
 fi

@@ -91,7 +91,8 @@ public struct LibvirtDomain: StepPlugin {
         if let uri = try connectURI(options, host: host) {
             // virsh talks to the daemon through its socket: it runs from the host, on the root's file.
             handlers.append(
-                HandlerAction(argv: ["virsh", "--connect", uri, "define", "--validate", host.root.real(path)], notifiedBy: [path], onHost: true))
+                HandlerAction(argv: ["virsh", "--connect", uri, "define", "--validate", host.root.real(path)], notifiedBy: [path], onHost: true,
+                    rewrites: [path]))
         } else {
             notices.append(Notice(.info, "\(path) edited offline: libvirt reads it when libvirtd next starts"))
         }

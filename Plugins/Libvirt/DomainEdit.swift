@@ -223,7 +223,9 @@ struct DomainEdit {
     private func removeDisplay(_ doc: inout XMLText) throws {
         func isVirtualDisplay(_ element: XMLElement) -> Bool {
             switch element.name {
-            case "graphics", "video", "sound", "audio": return true
+            case "graphics", "video", "sound": return true
+            // libvirt itself adds <audio type='none'/> to a guest without graphics.
+            case "audio": return element.attribute("type") != "none"
             case "channel", "redirdev": return element.attribute("type") == "spicevmc"
             default: return false
             }

@@ -122,7 +122,7 @@ public final class Engine {
         record.notices = plan.notices
         record.summary = "apply \(recipe.name): \(plan.changedStepCount) step(s) changed, \(plan.changes.count) file(s)"
         record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
-        tip = try history.commit(tip, files: plan.changes.map { ($0.path, $0.after) }, record: record, names: names())
+        tip = try history.commit(tip, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
         try? FileManager.default.removeItem(atPath: history.journalPath)
         return RunReport(
             record: record, commit: tip.commit!.description, plan: plan, changes: plan.changes, recovered: recovered,
@@ -188,7 +188,7 @@ public final class Engine {
         record.undid = undo.runs
         record.summary = "rollback \(undo.label): \(changes.count) file(s) restored"
         record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
-        tip = try history.commit(tip, files: changes.map { ($0.path, $0.after) }, record: record, names: names())
+        tip = try history.commit(tip, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
         try? FileManager.default.removeItem(atPath: history.journalPath)
         return RunReport(
             record: record, commit: tip.commit!.description, plan: nil, changes: changes, recovered: recovered,
@@ -298,9 +298,9 @@ public final class Engine {
     private func perform(
         _ changes: [FileChange], run: Int, action: RunRecord.Action, base: HistoryPoint, handlers: [HandlerAction],
         history: HistoryStore, removeDirectories: [String] = [], retry: Set<[String]> = []
-    ) throws -> (handlers: [RunRecord.HandlerEntry], created: [String]) {
+    ) throws -> (handlers: [RunRecord.HandlerEntry], created: [String], recorded: [FileChange]) {
         let runner = HandlerRunner(root: root, enabled: runHandlers)
-        guard !changes.isEmpty else { return (runner.run(handlers, changed: [], retry: retry), []) }
+        guard !changes.isEmpty else { return (runner.run(handlers, changed: [], retry: retry), [], []) }
         var created: [String] = []
         for change in changes where change.after.exists {
             for directory in root.missingParents(of: change.path) where !created.contains(directory) { created.append(directory) }
@@ -326,7 +326,14 @@ public final class Engine {
             throw error
         }
         for directory in removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
-        return (runner.run(handlers, changed: Set(changes.map(\.path)), retry: retry), created)
+        let entries = runner.run(handlers, changed: Set(changes.map(\.path)), retry: retry)
+        // A file its handler re-writes (libvirt writes NAME.xml on `virsh define`) is recorded as
+        // the handler left it, so the next run or rollback does not take libvirt's form for a hand edit.
+        let rewritten = Set(entries.filter { $0.status == .ran }.flatMap { $0.rewrites ?? [] })
+        let recorded = try changes.map { change in
+            rewritten.contains(change.path) ? FileChange(path: change.path, before: change.before, after: try root.readState(change.path)) : change
+        }
+        return (entries, created, recorded)
     }
 
     private func write(_ change: FileChange) throws {
@@ -372,7 +379,7 @@ public final class Engine {
         record.undid = [journal.run]
         record.summary = "recover: undid interrupted \(journal.action.rawValue) run \(journal.run), \(changes.count) file(s) restored"
         record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
-        tip = try history.commit(tip, files: changes.map { ($0.path, $0.after) }, record: record, names: names())
+        tip = try history.commit(tip, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
         try? FileManager.default.removeItem(atPath: history.journalPath)
         return record
     }

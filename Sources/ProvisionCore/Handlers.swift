@@ -25,7 +25,8 @@ struct HandlerRunner {
 
     private func entry(_ handler: HandlerAction, _ status: RunRecord.HandlerEntry.Status, _ detail: String?) -> RunRecord.HandlerEntry {
         RunRecord.HandlerEntry(
-            argv: handler.argv, notifiedBy: handler.notifiedBy, needsMounts: handler.needsMounts, onHost: handler.onHost, status: status,
+            argv: handler.argv, notifiedBy: handler.notifiedBy, needsMounts: handler.needsMounts, onHost: handler.onHost,
+            rewrites: handler.rewrites, status: status,
             detail: detail)
     }
 

@@ -125,11 +125,14 @@ public struct Planner: Sendable {
             }
             for handler in stepPlan.handlers {
                 let notifiedBy = try handler.notifiedBy.map { try root.resolve(try HostRoot.normalize($0, at: step.location)) }
+                let rewrites = try handler.rewrites?.map { try root.resolve(try HostRoot.normalize($0, at: step.location)) }
                 if let index = handlers.firstIndex(where: { $0.argv == handler.argv }) {
                     handlers[index].notifiedBy += notifiedBy.filter { !handlers[index].notifiedBy.contains($0) }
                 } else {
                     handlers.append(
-                        HandlerAction(argv: handler.argv, notifiedBy: notifiedBy, needsMounts: handler.needsMounts, onHost: handler.onHost))
+                        HandlerAction(
+                            argv: handler.argv, notifiedBy: notifiedBy, needsMounts: handler.needsMounts, onHost: handler.onHost,
+                            rewrites: rewrites))
                 }
             }
             let stepNotices = stepPlan.notices.map { notice -> Notice in

@@ -215,12 +215,16 @@ public struct HandlerAction: Sendable, Hashable, Codable {
     /// Runs with the host's own tools even for another root: for clients such as `virsh` that act
     /// through a daemon's socket rather than on the root's files (paths in `argv` are then real).
     public var onHost: Bool?
+    /// Files the command writes again itself (libvirt re-writes NAME.xml on `virsh define`):
+    /// history records them as the command left them.
+    public var rewrites: [String]?
 
-    public init(argv: [String], notifiedBy: [String], needsMounts: [String]? = nil, onHost: Bool? = nil) {
+    public init(argv: [String], notifiedBy: [String], needsMounts: [String]? = nil, onHost: Bool? = nil, rewrites: [String]? = nil) {
         self.argv = argv
         self.notifiedBy = notifiedBy
         self.needsMounts = needsMounts
         self.onHost = onHost
+        self.rewrites = rewrites
     }
 }
 

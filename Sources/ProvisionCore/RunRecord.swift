@@ -33,12 +33,15 @@ public struct RunRecord: Sendable, Codable {
         public var notifiedBy: [String]
         public var needsMounts: [String]?
         public var onHost: Bool?
+        public var rewrites: [String]?
         public var status: Status
         /// Why it was skipped, or the tail of its output when it failed.
         public var detail: String?
 
         /// The command again, for a rollback or a retry.
-        public var action: HandlerAction { HandlerAction(argv: argv, notifiedBy: notifiedBy, needsMounts: needsMounts, onHost: onHost) }
+        public var action: HandlerAction {
+            HandlerAction(argv: argv, notifiedBy: notifiedBy, needsMounts: needsMounts, onHost: onHost, rewrites: rewrites)
+        }
     }
 
     public var run: Int

@@ -20,12 +20,13 @@ import Testing
         #expect(apply.status == 0, "\(apply.stderr)")
         let document = try CLI.json(apply.stdout)
         #expect(document["run"] as? Int == 1)
-        #expect(document["changed"] as? Int == 6)
+        #expect(document["changed"] as? Int == 7)
         #expect(document["reboot_required"] as? Bool == true)
         let steps = try #require(document["steps"] as? [[String: Any]])
-        #expect(steps.map { $0["status"] as? String } == ["ok", "changed", "changed", "changed", "changed", "ok", "changed", "changed"])
+        #expect(steps.map { $0["status"] as? String } == ["ok", "changed", "changed", "changed", "changed", "ok", "changed", "changed", "changed"])
         #expect(steps.map { $0["id"] as? String } == [
             "select-gpu", "firmware-hint", "modprobe-vfio", "initramfs-modules", "kernel-cmdline", "bind-by-address", "vm-user", "qemu-conf",
+            "guest",
         ])
         #expect(steps.allSatisfy { $0["uses"] is String })
 
@@ -59,7 +60,7 @@ import Testing
         #expect(info.st_mode & 0o777 == 0o700)
         let log = try temp.git("log", "--format=%s%n%(trailers:key=Provision-Run,key=Provision-Action,valueonly,separator=%x2C)")
         let lines = log.split(separator: "\n")
-        #expect(lines.contains("rollback run 1: 7 file(s) restored"))
+        #expect(lines.contains("rollback run 1: 8 file(s) restored"))
         #expect(lines.contains("2,rollback"))
         #expect(lines.contains("1,apply"))
         #expect(lines.contains("1,pre-state"))

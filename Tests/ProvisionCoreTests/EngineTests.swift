@@ -23,7 +23,7 @@ import Testing
         let before = try temp.fingerprint()
         let engine = try engine(temp)
         let report = try engine.apply(try Recipe.load(path: recipePath, registry: builtinRegistry))
-        #expect(report.changes.count == 7)
+        #expect(report.changes.count == 8)
         #expect(temp.exists("/etc/modprobe.d/vfio.conf"))
         #expect(temp.read("/etc/X11/xorg.conf.d/20-nvidia.conf")?.contains("\n#    BusID          \"PCI:1:0:0\"") == true)
         var info = stat()

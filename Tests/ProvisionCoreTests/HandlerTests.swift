@@ -80,4 +80,46 @@ import Testing
         #expect(second.record.handlers.map(\.status) == [.ran])
         #expect(temp.read("/handler.log") == "ran\n")
     }
+
+    /// A daemon-style handler: runs with the host's tools on the root's real path, and re-writes
+    /// the file in its own form (as libvirt does on `virsh define`). History keeps that form, so a
+    /// rollback is not refused as if it were a hand edit.
+    @Test func onHostHandlerRewritesAreRecordedAsLeft() throws {
+        let temp = try TempRoot()
+        try temp.write("/etc/app.xml", "old normalised\n")
+        try FileManager.default.createDirectory(atPath: temp.real("/var/lib"), withIntermediateDirectories: true)
+        let original = try temp.fingerprint()
+        let registry = PluginRegistry([NormalisedFile()])
+        let recipe = try Recipe.parse("name: daemon\nsteps:\n  - uses: test.normalised\n", file: "d.yaml", registry: registry)
+        let engine = try Engine(root: HostRoot(temp.path), registry: registry)
+
+        let first = try engine.apply(recipe)
+        #expect(first.record.handlers.map(\.status) == [.ran], "\(first.record.handlers)")
+        #expect(temp.read("/etc/app.xml") == "new normalised\n")
+        #expect(try engine.apply(recipe).changes.isEmpty)
+        #expect(try temp.git("show", "HEAD:etc/app.xml") == "new normalised\n", "history holds what the handler left")
+
+        let rollback = try engine.rollback()
+        #expect(rollback.record.handlers.map(\.status) == [.ran])
+        #expect(try temp.fingerprint() == original)
+    }
+}
+
+/// Writes "new" to /etc/app.xml unless it already says so; its handler appends " normalised".
+struct NormalisedFile: StepPlugin {
+    let kind = "test.normalised"
+    let summary = "test"
+    let options: [OptionSpec] = []
+
+    func plan(_ step: StepContext) throws -> StepPlan {
+        guard try step.host.text("/etc/app.xml")?.hasPrefix("new") != true else { return StepPlan() }
+        let script = "sed -i -e '/normalised/!s/$/ normalised/' \"$1\""
+        return StepPlan(
+            files: [DesiredFile(path: "/etc/app.xml", state: .present(Data("new\n".utf8)))],
+            handlers: [
+                HandlerAction(
+                    argv: ["sh", "-c", script, "sh", step.host.root.real("/etc/app.xml")], notifiedBy: ["/etc/app.xml"], onHost: true,
+                    rewrites: ["/etc/app.xml"])
+            ])
+    }
 }
