@@ -49,10 +49,13 @@ let package = Package(
                 "ProvisionROM", "ProvisionSystem", "ProvisionLibvirt",
             ],
             path: "Plugins/Builtin"),
+        .target(
+            name: "ProvisionVerify", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionDevices", "ProvisionInitrd"],
+            path: "Sources/ProvisionVerify"),
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM",
+                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM", "ProvisionVerify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/provision"),
@@ -101,7 +104,8 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
-            path: "Tests/CLITests"),
+            path: "Tests/CLITests",
+            exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

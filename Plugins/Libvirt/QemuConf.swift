@@ -15,8 +15,8 @@ public struct QemuConf: StepPlugin {
         OptionSpec("user", .string, help: "user QEMU runs as"),
         OptionSpec("group", .string, help: "group QEMU runs as"),
         OptionSpec(
-            "input_devices", .stringList, default: "ROOT/dev/input/by-id/*-event-kbd and *-event-mouse",
-            help: "evdev devices QEMU may open (absolute paths)"),
+            "input_devices", .stringList, default: "auto: ROOT/dev/input/by-id/*-event-kbd and *-event-mouse",
+            help: "evdev devices QEMU may open (absolute paths), or auto"),
     ]
 
     /// libvirt's built-in cgroup_device_acl (qemu.conf's own example).
@@ -54,7 +54,7 @@ public struct QemuConf: StepPlugin {
     }
 
     func inputDevices(_ options: StepOptions, host: HostView) throws -> [String] {
-        if let given = try options.stringList("input_devices") {
+        if let given = try options.stringList("input_devices"), given != ["auto"] {
             for device in given {
                 guard device.hasPrefix("/"), !device.contains("\""), !device.contains("\\\\"),
                     !device.split(separator: "/").contains("..")

@@ -14,7 +14,7 @@ public struct SystemUser: StepPlugin {
         OptionSpec("uid", .int, default: "the highest free id below 1000", help: "user id (and id of its own group when free)"),
         OptionSpec("groups", .stringList, help: "supplementary groups that must exist already, e.g. [input]"),
         OptionSpec("home", .string, default: "/", help: "home directory (not created)"),
-        OptionSpec("shell", .string, default: "/usr/sbin/nologin", help: "login shell"),
+        OptionSpec("shell", .string, default: "the root's nologin, as its system users spell it", help: "login shell"),
         OptionSpec("comment", .string, default: "", help: "the GECOS field"),
     ]
 
@@ -54,6 +54,16 @@ public struct SystemUser: StepPlugin {
         }
     }
 
+    /// nologin as the root's own system users have it (Arch writes /usr/bin/nologin, Debian
+    /// /usr/sbin/nologin, older roots /sbin/nologin), else the first that exists.
+    static func nologin(_ host: HostView) -> String {
+        let candidates = ["/usr/sbin/nologin", "/usr/bin/nologin", "/sbin/nologin"]
+        let passwd = ((try? host.text("/etc/passwd")) ?? nil) ?? ""
+        let used = candidates.map { candidate in (candidate, passwd.split(separator: "\n").filter { $0.hasSuffix(":" + candidate) }.count) }
+        if let (shell, count) = used.max(by: { $0.1 < $1.1 }), count > 0 { return shell }
+        return candidates.first { host.exists($0) } ?? candidates[0]
+    }
+
     public func plan(_ step: StepContext) throws -> StepPlan {
         let options = step.options
         let host = step.host
@@ -61,7 +71,8 @@ public struct SystemUser: StepPlugin {
         guard name.range(of: "^[a-z_][a-z0-9_-]{0,31}$", options: .regularExpression) != nil else {
             throw options.error("name", "\"\(name)\" is not a valid user name (lower-case letters, digits, _ and -, at most 32)")
         }
-        let home = try options.string("home", default: "/"), shell = try options.string("shell", default: "/usr/sbin/nologin")
+        let home = try options.string("home", default: "/")
+        let shell = try options.string("shell") ?? Self.nologin(host)
         let comment = try options.string("comment", default: "")
         for (option, value) in [("home", home), ("shell", shell), ("comment", comment)] where value.contains(":") || value.contains("\n") {
             throw options.error(option, "\(option) may not contain : or a line break")

@@ -113,6 +113,7 @@ public final class Engine {
         record.recipeName = recipe.name
         record.vars = plan.vars
         record.facts = plan.facts
+        record.exports = .map(plan.exports)
         record.steps = plan.steps.map { step in
             RunRecord.StepEntry(id: step.id, uses: step.uses, status: step.status, files: step.changes.map(\.path))
         }
@@ -441,6 +442,23 @@ public final class Engine {
             return limit.map { entries.count < $0 } ?? true
         }
         return entries
+    }
+
+    /// The newest apply that no rollback or recovery has undone: what the host should now be.
+    public func lastApplied() throws -> RunRecord? {
+        guard let history = try openHistory(create: false) else { return nil }
+        var undone: Set<Int> = []
+        var found: RunRecord?
+        try history.walk { point, _ in
+            guard let record = point.record else { return true }
+            undone.formUnion(record.undid ?? [])
+            if record.action == .apply && !undone.contains(record.run) {
+                found = record
+                return false
+            }
+            return true
+        }
+        return found
     }
 
     public func show(run: Int) throws -> RunDetail {

@@ -93,9 +93,20 @@ public struct Planner: Sendable {
             guard let plugin = registry.plugin(step.uses) else {
                 throw ProvisionError(.invalidInput, "unknown step kind \"\(step.uses)\"", at: step.location)
             }
+            let context = InterpolationContext(vars: vars, facts: view.facts)
+            if let when = step.when, case .scalar(let text) = when.kind {
+                let value = try context.render(text, at: when.location)
+                let word = (value.scalarText ?? "x").trimmingCharacters(in: .whitespaces).lowercased()
+                if ["", "false", "no", "0"].contains(word) {
+                    var notice = Notice(.info, "skipped: when \(text) is \(word.isEmpty ? "empty" : word)")
+                    notice.step = step.id
+                    notices.append(notice)
+                    results.append(StepResult(id: step.id, uses: step.uses, status: .skipped, changes: [], notices: [notice]))
+                    continue
+                }
+            }
             let options = StepOptions(
-                values: step.options, specs: plugin.options,
-                context: InterpolationContext(vars: vars, facts: view.facts), stepLocation: step.location)
+                values: step.options, specs: plugin.options, context: context, stepLocation: step.location)
             let stepPlan: StepPlan
             do {
                 stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view))

@@ -42,6 +42,8 @@ public struct RecipeStep: Sendable {
     public var uses: String
     public var options: [String: RecipeNode]
     public var location: SourceLocation
+    /// `when:`: the step runs only if this, interpolated, is not empty, "false", "no" or "0".
+    public var when: RecipeNode?
 }
 
 /// A parsed, validated recipe. Loading checks everything that can be checked without the host:
@@ -119,6 +121,7 @@ public struct Recipe: Sendable {
         var uses: (String, SourceLocation)?
         var id: String?
         var with: RecipeNode?
+        var when: RecipeNode?
         for (key, keyLocation, value) in entries {
             switch key {
             case "uses": uses = (try value.scalarString("uses"), value.location)
@@ -129,8 +132,12 @@ public struct Recipe: Sendable {
                 }
                 id = text
             case "with": with = value
+            case "when":
+                _ = try value.scalarString("when")
+                try Interpolation.checkReferences(in: value, vars: vars)
+                when = value
             default:
-                throw ProvisionError(.invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with)", at: keyLocation)
+                throw ProvisionError(.invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with, when)", at: keyLocation)
             }
         }
         guard let (kind, kindLocation) = uses else {
@@ -158,7 +165,7 @@ public struct Recipe: Sendable {
         for spec in plugin.options where spec.required && options[spec.name] == nil {
             throw ProvisionError(.invalidInput, "\(kind) needs option \"\(spec.name)\"", at: node.location)
         }
-        return RecipeStep(id: id ?? "\(kind)#\(index + 1)", uses: kind, options: options, location: node.location)
+        return RecipeStep(id: id ?? "\(kind)#\(index + 1)", uses: kind, options: options, location: node.location, when: when)
     }
 }
 

@@ -51,6 +51,8 @@ public struct RunRecord: Sendable, Codable {
     public var recipeName: String?
     public var vars: [String: Value]?
     public var facts: Value?
+    /// What the steps exported (facts.gpu, facts.initrd, …): what `verify` checks a booted host against.
+    public var exports: Value?
     public var steps: [StepEntry]?
     public var files: [FileEntry]
     public var createdDirectories: [String]

@@ -9,6 +9,7 @@ struct Provision: ParsableCommand {
         abstract: "Idempotent host configuration with a git history of every file it touches.",
         version: provisionVersion,
         subcommands: [
-            PlanCommand.self, ApplyCommand.self, RollbackCommand.self, HistoryCommand.self, ShowCommand.self, DevicesCommand.self, RomCommand.self, PluginsCommand.self,
+            PlanCommand.self, ApplyCommand.self, RollbackCommand.self, HistoryCommand.self, ShowCommand.self, DevicesCommand.self, VerifyCommand.self, RomCommand.self,
+            PluginsCommand.self,
         ])
 }
