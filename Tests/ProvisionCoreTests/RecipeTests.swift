@@ -50,6 +50,8 @@ import Testing
         ("name: x\nsteps:\n  - uses: file.absent\n", 3, "needs option \"path\""),
         ("name: x\nsteps:\n  - {uses: file.absent, id: a, with: {path: /a}}\n  - {uses: file.absent, id: a, with: {path: /b}}\n", 4, "used twice"),
         ("name: x\nsteps:\n  - uses: file.absent\n    with: {path: \"/etc/../../x\"}\n", 4, "\"..\" component"),
+        ("name: x\nsteps:\n  - uses: file.absent\n    when: ${rom}\n    with: {path: /a}\n", 4, "unknown variable \"rom\""),
+        ("name: x\nsteps:\n  - uses: file.absent\n    when: [a]\n    with: {path: /a}\n", 4, "when must be a string"),
     ])
     func reportsFileLineColumn(text: String, line: Int, message: String) throws {
         let error = try #require(failure(text))
@@ -57,6 +59,27 @@ import Testing
         #expect(error.location?.line == line, "\(error)")
         #expect(error.description.contains(message), "\(error)")
         #expect(error.description.hasPrefix("r.yaml:\(line):"))
+    }
+
+    /// `when:` skips a step whose condition is empty or false, and says so.
+    @Test func whenSkipsAStepOnAnEmptyOrFalseCondition() throws {
+        let recipe = try parse("""
+            name: when
+            vars: {rom: "", enabled: "true"}
+            steps:
+              - {id: skipped, uses: file.content, when: "${rom}", with: {path: /etc/a, content: a}}
+              - {id: ran, uses: file.content, when: "${enabled}", with: {path: /etc/b, content: b}}
+            """)
+        let root = NSTemporaryDirectory() + "provision-when-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let planner = Planner(root: try HostRoot(root), registry: builtinRegistry)
+        let plan = try planner.plan(recipe, overrides: [:])
+        #expect(plan.steps.map(\.status) == [.skipped, .changed])
+        #expect(plan.changes.map(\.path) == ["/etc/b"])
+        #expect(plan.notices.map(\.message) == ["skipped: when ${rom} is empty"])
+        let forced = try planner.plan(recipe, overrides: ["rom": "/roms/gpu.rom", "enabled": "false"])
+        #expect(forced.steps.map(\.status) == [.changed, .skipped])
     }
 
     @Test func unknownCommandLineVariableIsRejected() throws {
