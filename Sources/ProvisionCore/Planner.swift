@@ -50,6 +50,12 @@ public struct Plan: Sendable {
 
     public var changedStepCount: Int { steps.filter { $0.status == .changed }.count }
 
+    /// "2 ok" or "2 ok, 1 skipped" (steps whose `when:` was false).
+    public var unchangedSummary: String {
+        let skipped = steps.filter { $0.status == .skipped }.count
+        return "\(steps.count - changedStepCount - skipped) ok" + (skipped > 0 ? ", \(skipped) skipped" : "")
+    }
+
     public var notifiedHandlers: [HandlerAction] {
         let changed = Set(changes.map(\.path))
         return handlers.filter { $0.notifiedBy.contains(where: changed.contains) }

@@ -39,7 +39,7 @@ struct ApplyCommand: ParsableCommand {
                 out += "apply \(recipe.name) on \(engine.root.path): run \(report.record.run)\n"
                 out += Output.render(steps: plan.steps, changes: report.changes, handlers: handlers, notices: plan.notices)
                 if plan.rebootRequired { out += "reboot required: the kernel command line changed\n" }
-                out += "\(plan.changedStepCount) changed, \(plan.steps.count - plan.changedStepCount) ok; "
+                out += "\(plan.changedStepCount) changed, \(plan.unchangedSummary); "
                 out += "run \(report.record.run) recorded as \(String(report.commit.prefix(10)))\n"
                 print(out, terminator: "")
             }

@@ -38,7 +38,7 @@ struct PlanCommand: ParsableCommand {
             var out = "plan \(recipe.name) (\(recipe.path)) on \(engine.root.path)\n"
             out += Output.render(steps: plan.steps, changes: plan.changes, handlers: handlers, notices: plan.notices)
             if plan.rebootRequired { out += "reboot required after apply\n" }
-            out += "\(plan.changedStepCount) step(s) to change, \(plan.steps.count - plan.changedStepCount) ok, \(plan.changes.count) file(s)\n"
+            out += "\(plan.changedStepCount) step(s) to change, \(plan.unchangedSummary), \(plan.changes.count) file(s)\n"
             print(out, terminator: "")
         }
         if detailedExitcode && pending { throw ExitCode(2) }
