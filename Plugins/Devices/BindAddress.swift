@@ -3,23 +3,28 @@ import ProvisionCore
 
 /// `vfio.bind-address`: binds the guest card's functions to vfio-pci by PCI address, through
 /// driverctl's override files (/etc/driverctl.d/pci-ADDRESS, applied at boot by driverctl), for
-/// when the host has a card with the same ids and `vfio-pci.ids=` would take both.
+/// when the host has a card with the same ids and `vfio-pci.ids=` would take both, and for the
+/// devices sharing the card's IOMMU group (binding those by id could take their twins elsewhere).
 public struct BindAddress: StepPlugin {
     public init() {}
     public let kind = "vfio.bind-address"
     public let summary = "Bind the guest GPU's functions to vfio-pci by address (driverctl overrides), for twin cards."
     public let options: [OptionSpec] = [
-        OptionSpec("addresses", .stringList, default: "facts.gpu.addresses when gpu.select chose bind-by-address", help: "PCI addresses"),
+        OptionSpec(
+            "addresses", .stringList,
+            default: "facts.gpu.addresses when gpu.select chose bind-by-address, and facts.gpu.group_devices", help: "PCI addresses"),
         OptionSpec("driver", .string, default: "vfio-pci", help: "the driver to bind"),
     ]
 
     public func plan(_ step: StepContext) throws -> StepPlan {
         let host = step.host
         var addresses = try step.options.stringList("addresses")
-        if addresses == nil, host.facts.lookup(["gpu", "bind"])?.scalarText == "address",
-            case .list(let items)? = host.facts.lookup(["gpu", "addresses"])
-        {
-            addresses = items.compactMap(\.scalarText)
+        if addresses == nil {
+            func list(_ key: Substring) -> [String] {
+                guard case .list(let items)? = host.facts.lookup(["gpu", key]) else { return [] }
+                return items.compactMap(\.scalarText)
+            }
+            addresses = (host.facts.lookup(["gpu", "bind"])?.scalarText == "address" ? list("addresses") : []) + list("group_devices")
         }
         guard let addresses, !addresses.isEmpty else {
             return StepPlan(notices: [Notice(.info, "the guest GPU is bound by ids; no driverctl overrides needed")])

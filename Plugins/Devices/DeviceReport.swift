@@ -32,6 +32,9 @@ public struct DeviceReport: Sendable, Encodable {
         public var groupMembers: [PCIDevice]
         public var verdict: Verdict
 
+        /// Endpoints outside the card that share its group: they must leave the host with it.
+        public var groupCompanions: [PCIDevice] { groupMembers.filter { $0.slot != device.slot && !$0.isBridge } }
+
         public var ids: [String] {
             var seen: [String] = []
             for function in functions where !seen.contains(function.id) { seen.append(function.id) }

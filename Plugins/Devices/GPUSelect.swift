@@ -51,7 +51,12 @@ public struct GPUSelect: StepPlugin {
                         + "look for an ACS option in the firmware, or set allow_shared_group: true and pass those devices along",
                     at: options.location(of: "allow_shared_group"))
             }
-            notices.append(Notice(.warning, "IOMMU group \(gpu.group ?? -1) is \(gpu.verdict.text): pass those devices to the guest too"))
+            let companions = gpu.groupCompanions.map(\.address).joined(separator: ", ")
+            notices.append(
+                Notice(
+                    .warning,
+                    "IOMMU group \(gpu.group ?? -1) is \(gpu.verdict.text): \(companions) leave the host with the card "
+                        + "(bound to vfio-pci by address by vfio.bind-address, passed to the guest by libvirt.domain)"))
         case .unknown:
             notices.append(Notice(.warning, "IOMMU group of \(gpu.device.address) unknown: \(gpu.verdict.text)"))
         default:
@@ -82,6 +87,8 @@ public struct GPUSelect: StepPlugin {
             "gpu": .map([
                 "address": .string(gpu.device.address),
                 "addresses": .list(gpu.functions.map { .string($0.address) }),
+                // Only when allow_shared_group let them through: the rest of the IOMMU group.
+                "group_devices": .list(gpu.groupCompanions.map { .string($0.address) }),
                 "ids": .list(gpu.ids.map { .string($0) }),
                 "vendor": .string(vendor),
                 "drivers": .list(drivers.map { .string($0) }),

@@ -17,7 +17,8 @@ public struct LibvirtDomain: StepPlugin {
     public let options: [OptionSpec] = [
         OptionSpec("domain", .string, required: true, help: "the guest's name"),
         OptionSpec("path", .path, default: "/etc/libvirt/qemu/DOMAIN.xml", help: "the domain XML"),
-        OptionSpec("hostdevs", .stringList, default: "facts.gpu.addresses", help: "host PCI addresses to pass through"),
+        OptionSpec(
+            "hostdevs", .stringList, default: "facts.gpu.addresses and facts.gpu.group_devices", help: "host PCI addresses to pass through"),
         OptionSpec("rom", .path, default: "facts.rom.path", help: "option ROM for the first hostdev (the GPU)"),
         OptionSpec(
             "input", .choice(["auto", "evdev", "qemu-args", "none"]), default: "auto",
@@ -102,7 +103,11 @@ public struct LibvirtDomain: StepPlugin {
     private func hostdevs(_ options: StepOptions, host: HostView) throws -> [PCIAddress] {
         let given = try options.stringList("hostdevs")
         var texts = given ?? []
-        if given == nil, case .list(let items)? = host.facts.lookup(["gpu", "addresses"]) { texts = items.compactMap(\.scalarText) }
+        if given == nil {
+            for key: Substring in ["addresses", "group_devices"] {
+                if case .list(let items)? = host.facts.lookup(["gpu", key]) { texts += items.compactMap(\.scalarText) }
+            }
+        }
         return try texts.map { text in
             guard let address = PCIAddress(text) else {
                 throw options.error("hostdevs", "\"\(text)\" is not a PCI address like 0000:01:00.0")

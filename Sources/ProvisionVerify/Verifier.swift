@@ -41,8 +41,9 @@ public struct Verifier {
             return items.compactMap(\.scalarText)
         }
         let report = try DeviceReport.read(host)
-        var addresses = list(["gpu", "addresses"])
-        if addresses == nil, let gpu = try? report.select("auto") { addresses = gpu.functions.map(\.address) }
+        // The card's functions and whatever shares its IOMMU group: all of it must be vfio-pci's.
+        var addresses = list(["gpu", "addresses"]).map { $0 + (list(["gpu", "group_devices"]) ?? []) }
+        if addresses == nil, let gpu = try? report.select("auto") { addresses = (gpu.functions + gpu.groupCompanions).map(\.address) }
         let cmdline = list(["cmdline", "add"]) ?? [report.iommuFlag].compactMap { $0 }
         let modules = list(["initrd", "modules"]) ?? KernelInventory.read(host).vfioModules().modules
         return Expectations(

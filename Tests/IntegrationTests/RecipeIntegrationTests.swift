@@ -60,7 +60,9 @@ import Testing
         // "Booted": the command line the recipe set, the card bound to vfio-pci.
         let cmdline = try #require(root.read("/proc/cmdline"))
         try root.write("/proc/cmdline", cmdline.trimmingCharacters(in: .newlines) + " intel_iommu=on iommu=pt\n")
-        for address in ["0000:01:00.0", "0000:01:00.1"] {
+        // The GTX 1050 Ti's functions, and the USB controller that shares its IOMMU group.
+        #expect(root.read("/etc/driverctl.d/pci-0000:02:00.0") == "vfio-pci\n")
+        for address in ["0000:01:00.0", "0000:01:00.1", "0000:02:00.0"] {
             let link = root.real("/sys/bus/pci/devices/\(address)/driver")
             try FileManager.default.removeItem(atPath: link)
             try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "../../../../bus/pci/drivers/vfio-pci")
