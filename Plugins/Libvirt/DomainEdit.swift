@@ -65,7 +65,7 @@ struct DomainEdit {
         }
         switch input {
         case .evdev(let toggle): try evdevInputs(&doc, grabToggle: toggle, notices: &notices)
-        case .qemuArgs: try qemuArgInputs(&doc, notices: &notices)
+        case .qemuArgs: try qemuArgInputs(&doc, file: file, notices: &notices)
         case .none: break
         }
         if removeVirtualDisplay { try removeDisplay(&doc) }
@@ -178,7 +178,7 @@ struct DomainEdit {
         return doc.root.children("\(prefix):commandline").flatMap { $0.children("\(prefix):arg") }.compactMap { $0.attribute("value") }
     }
 
-    private func qemuArgInputs(_ doc: inout XMLText, notices: inout [Notice]) throws {
+    private func qemuArgInputs(_ doc: inout XMLText, file: String, notices: inout [Notice]) throws {
         var values = qemuArgValues(doc)
         let wanted = (keyboards + mice).filter { device in
             let native = devices(doc).children("input").contains {
@@ -192,7 +192,7 @@ struct DomainEdit {
             if doc.root.attributes.contains(where: { $0.name == "xmlns:qemu" }) {
                 throw ProvisionError(
                     .invalidInput, "the prefix qemu is bound to another namespace than \(Self.qemuNamespace)",
-                    at: SourceLocation(file: "domain", line: doc.root.line, column: 1))
+                    at: at(doc.root, file))
             }
             try doc.setAttribute(doc.root, "xmlns:qemu", Self.qemuNamespace)
         }
