@@ -32,12 +32,7 @@ public struct VfioCmdline: StepPlugin {
         }
         if try options.bool("iommu_pt", default: true) { add.append("iommu=pt") }
 
-        let builtin: [String]
-        if case .list(let kernels)? = host.facts.lookup(["initrd", "vfio_pci_builtin"]) {
-            builtin = kernels.compactMap(\.scalarText)
-        } else {
-            builtin = KernelInventory.read(host).vfioPCIBuiltin
-        }
+        let builtin = host.facts.lookup(["initrd", "vfio_pci_builtin"])?.strings ?? KernelInventory.read(host).vfioPCIBuiltin
         let idsMode = try options.string("ids_on_cmdline", default: "auto")
         let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address" && !options.has("ids")
         if byAddress && idsMode != "never" {
@@ -55,8 +50,8 @@ public struct VfioCmdline: StepPlugin {
             if !builtin.isEmpty { notices.append(Notice(.info, "vfio-pci.ids= on the command line: vfio-pci is built into \(builtin.joined(separator: ", "))")) }
         }
 
-        if case .list(let tokens)? = host.facts.lookup(["initrd", "cmdline"]) {
-            add += tokens.compactMap(\.scalarText)
+        if let tokens = host.facts.lookup(["initrd", "cmdline"])?.strings {
+            add += tokens
         } else if let (generator, _) = try? InitrdGenerator.resolve("auto", host: host, at: options.stepLocation), generator == .dracut {
             add.append("rd.driver.pre=vfio-pci")
         }

@@ -20,11 +20,9 @@ public struct BindAddress: StepPlugin {
         let host = step.host
         var addresses = try step.options.stringList("addresses")
         if addresses == nil {
-            func list(_ key: Substring) -> [String] {
-                guard case .list(let items)? = host.facts.lookup(["gpu", key]) else { return [] }
-                return items.compactMap(\.scalarText)
-            }
-            addresses = (host.facts.lookup(["gpu", "bind"])?.scalarText == "address" ? list("addresses") : []) + list("group_devices")
+            let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address"
+            addresses = (byAddress ? host.facts.lookup(["gpu", "addresses"])?.strings ?? [] : [])
+                + (host.facts.lookup(["gpu", "group_devices"])?.strings ?? [])
         }
         guard let addresses, !addresses.isEmpty else {
             return StepPlan(notices: [Notice(.info, "the guest GPU is bound by ids; no driverctl overrides needed")])

@@ -101,13 +101,8 @@ public struct LibvirtDomain: StepPlugin {
     }
 
     private func hostdevs(_ options: StepOptions, host: HostView) throws -> [PCIAddress] {
-        let given = try options.stringList("hostdevs")
-        var texts = given ?? []
-        if given == nil {
-            for key: Substring in ["addresses", "group_devices"] {
-                if case .list(let items)? = host.facts.lookup(["gpu", key]) { texts += items.compactMap(\.scalarText) }
-            }
-        }
+        let texts = try options.stringList("hostdevs")
+            ?? (host.facts.lookup(["gpu", "addresses"])?.strings ?? []) + (host.facts.lookup(["gpu", "group_devices"])?.strings ?? [])
         return try texts.map { text in
             guard let address = PCIAddress(text) else {
                 throw options.error("hostdevs", "\"\(text)\" is not a PCI address like 0000:01:00.0")
@@ -117,9 +112,7 @@ public struct LibvirtDomain: StepPlugin {
     }
 
     private func devices(_ options: StepOptions, _ name: String, facts: ArraySlice<Substring>, host: HostView) throws -> [String] {
-        let given = try options.stringList(name)
-        var list = given ?? []
-        if given == nil, case .list(let items)? = host.facts.lookup(facts) { list = items.compactMap(\.scalarText) }
+        let list = try options.stringList(name) ?? host.facts.lookup(facts)?.strings ?? []
         for device in list {
             guard device.hasPrefix("/"), !device.split(separator: "/").contains(".."), !device.contains(","),
                 !device.contains(where: \.isNewline)

@@ -51,6 +51,12 @@ public indirect enum Value: Sendable, Hashable, Codable, CustomStringConvertible
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// The scalars of a list ("facts.gpu.addresses"); nil when this is not a list.
+    public var strings: [String]? {
+        guard case .list(let items) = self else { return nil }
+        return items.compactMap(\.scalarText)
+    }
+
     /// Follows a dotted path ("os.id") through nested maps.
     public func lookup(_ path: ArraySlice<Substring>) -> Value? {
         guard let first = path.first else { return self }

@@ -36,10 +36,7 @@ public struct Verifier {
 
     public func expectations(from record: RunRecord?) throws -> Expectations {
         let exports = record?.exports
-        func list(_ path: ArraySlice<Substring>) -> [String]? {
-            guard case .list(let items)? = exports?.lookup(path) else { return nil }
-            return items.compactMap(\.scalarText)
-        }
+        func list(_ path: ArraySlice<Substring>) -> [String]? { exports?.lookup(path)?.strings }
         let report = try DeviceReport.read(host)
         // The card's functions and whatever shares its IOMMU group: all of it must be vfio-pci's.
         var addresses = list(["gpu", "addresses"]).map { $0 + (list(["gpu", "group_devices"]) ?? []) }
