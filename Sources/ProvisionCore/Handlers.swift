@@ -10,8 +10,6 @@ struct HandlerRunner {
     let root: HostRoot
     let enabled: Bool
 
-    static let searchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-
     /// Runs each notified handler once, in declaration order (and those in `retry`, which failed
     /// last time, regardless); the rest are recorded as skipped.
     func run(_ handlers: [HandlerAction], changed: Set<String>, retry: Set<[String]> = []) -> [RunRecord.HandlerEntry] {
@@ -33,7 +31,7 @@ struct HandlerRunner {
     private func run(_ handler: HandlerAction) -> RunRecord.HandlerEntry {
         guard enabled else { return entry(handler, .skipped, "--no-handlers given") }
         let onHost = handler.onHost == true
-        guard let tool = onHost ? locateOnHost(handler.argv[0]) : locate(handler.argv[0]) else {
+        guard let tool = onHost ? Tools.onHost(handler.argv[0]) : root.tool(handler.argv[0]) else {
             return entry(handler, .skipped, "\(handler.argv[0]) is not installed in \(onHost ? "/" : root.path)")
         }
         var argv = [tool] + handler.argv.dropFirst()
@@ -48,11 +46,8 @@ struct HandlerRunner {
             }
             argv = ["chroot", root.path] + argv
         }
-        let environment = [
-            "PATH": Self.searchPath.joined(separator: ":"), "LANG": "C.UTF-8", "HOME": "/root",
-        ]
         do {
-            let result = try ProcessRunner.run(argv, environment: environment)
+            let result = try ProcessRunner.run(argv, environment: Tools.environment)
             if result.status == 0 { return entry(handler, .ran, nil) }
             let tail = result.output.split(separator: "\n").suffix(20).joined(separator: "\n")
             return entry(handler, .failed, "exit status \(result.status)\n\(tail)")
@@ -66,24 +61,6 @@ struct HandlerRunner {
         var inner = stat(), outer = stat()
         guard stat(root.real(hostPath), &inner) == 0, stat(root.path, &outer) == 0 else { return false }
         return inner.st_dev != outer.st_dev
-    }
-
-    /// The tool's path on the machine provision runs on.
-    func locateOnHost(_ name: String) -> String? {
-        (name.contains("/") ? [name] : Self.searchPath.map { "\($0)/\(name)" }).first { access($0, X_OK) == 0 }
-    }
-
-    /// The tool's path inside the root, if it is an executable file there.
-    func locate(_ name: String) -> String? {
-        let candidates = name.contains("/") ? [name] : Self.searchPath.map { "\($0)/\(name)" }
-        for candidate in candidates {
-            guard let normalized = try? HostRoot.normalize(candidate), let resolved = try? root.resolve(normalized) else { continue }
-            var info = stat()
-            if stat(root.real(resolved), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 {
-                return candidate
-            }
-        }
-        return nil
     }
 }
 

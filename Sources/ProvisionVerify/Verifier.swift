@@ -27,11 +27,11 @@ public struct Verifier {
     }
 
     public let host: HostView
-    let runner: ToolRunner
+    let lister: ImageLister
 
     public init(root: HostRoot) {
         host = HostView(root: root)
-        runner = ToolRunner(root: root)
+        lister = ImageLister(root: root)
     }
 
     public func expectations(from record: RunRecord?) throws -> Expectations {
@@ -127,7 +127,7 @@ public struct Verifier {
                 checked.append("\(image) (vfio built in)")
                 continue
             }
-            switch runner.list(image, preferring: generator) {
+            switch lister.list(image, preferring: generator) {
             case .failure(let reason):
                 skipped.append("\(image): \(reason)")
             case .success(let listing):
@@ -175,32 +175,28 @@ public struct Verifier {
 
 /// Lists an initramfs image with the tool its generator ships: the host's own when it has one
 /// (they all read any cpio image), otherwise the root's, through chroot.
-struct ToolRunner {
+struct ImageLister {
     let root: HostRoot
 
     static let tools: [InitrdGenerator: String] = [.initramfsTools: "lsinitramfs", .dracut: "lsinitrd", .mkinitcpio: "lsinitcpio"]
-    static let directories = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 
     func list(_ image: String, preferring generator: InitrdGenerator?) -> Result<[Substring], ListingError> {
         var names = Array(Self.tools.values).sorted()
         if let generator, let preferred = Self.tools[generator] { names = [preferred] + names.filter { $0 != preferred } }
         var argv: [String]?
         for name in names {
-            let candidates: [String] = Self.directories.map { "\($0)/\(name)" }
-            if let tool = candidates.first(where: { access($0, X_OK) == 0 }) {
+            if let tool = Tools.onHost(name) {
                 argv = [tool, root.real(image)]
                 break
             }
-            if !root.isLiveHost, geteuid() == 0,
-                let tool = candidates.first(where: { access(root.real($0), X_OK) == 0 })
-            {
+            if !root.isLiveHost, geteuid() == 0, let tool = root.tool(name) {
                 argv = ["chroot", root.path, tool, image]
                 break
             }
         }
         guard let argv else { return .failure(ListingError("none of \(names.joined(separator: ", ")) is installed")) }
         do {
-            let result = try ProcessRunner.run(argv, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"])
+            let result = try ProcessRunner.run(argv, environment: Tools.environment)
             guard result.status == 0 else { return .failure(ListingError("\(argv.joined(separator: " ")) failed: \(result.output.suffix(300))")) }
             return .success(result.output.split(separator: "\n"))
         } catch {
