@@ -86,12 +86,12 @@ struct DomainEdit {
                 continue
             }
             try doc.insert(XMLFragment(name), into: parent, order: orders[depth])
-            parent = try Self.find(Array(path[...depth]), in: doc.root)!
+            parent = Self.find(Array(path[...depth]), in: doc.root)!
         }
         try update(&doc, parent)
     }
 
-    static func find(_ path: [String], in root: XMLElement) throws -> XMLElement? {
+    static func find(_ path: [String], in root: XMLElement) -> XMLElement? {
         var current = root
         for name in path {
             guard let next = current.child(name) else { return nil }
@@ -118,7 +118,7 @@ struct DomainEdit {
     private func devices(_ doc: XMLText) -> XMLElement { doc.root.child("devices")! }
 
     private func hostdev(_ doc: inout XMLText, _ address: PCIAddress, rom: String?) throws {
-        guard let existing = hostdevs(doc, address) else {
+        guard let existing = existingHostdev(doc, address) else {
             var children = [XMLFragment("source", [], [XMLFragment("address", address.libvirtAttributes)])]
             if let rom { children.append(XMLFragment("rom", [("bar", "on"), ("file", rom)])) }
             let fragment = XMLFragment("hostdev", [("mode", "subsystem"), ("type", "pci"), ("managed", "yes")], children)
@@ -134,7 +134,7 @@ struct DomainEdit {
         }
     }
 
-    private func hostdevs(_ doc: XMLText, _ address: PCIAddress) -> XMLElement? {
+    private func existingHostdev(_ doc: XMLText, _ address: PCIAddress) -> XMLElement? {
         devices(doc).children("hostdev").first { hostdev in
             hostdev.attribute("type") == "pci" && hostdev.child("source")?.child("address").flatMap(PCIAddress.init(libvirt:)) == address
         }
@@ -155,15 +155,17 @@ struct DomainEdit {
                 if let grabToggle { attributes.append(("grabToggle", grabToggle)) }
                 attributes.append(("repeat", "on"))
             }
-            if let source = devices(doc).children("input").first(where: {
-                $0.attribute("type") == "evdev" && $0.child("source")?.attribute("dev") == device
-            })?.child("source") {
+            if let source = evdevInput(doc, device)?.child("source") {
                 try doc.setAttributes(source, attributes)
                 continue
             }
             let fragment = XMLFragment("input", [("type", "evdev")], [XMLFragment("source", attributes)])
             try doc.insert(fragment, into: devices(doc), order: LibvirtOrder.devices)
         }
+    }
+
+    private func evdevInput(_ doc: XMLText, _ device: String) -> XMLElement? {
+        devices(doc).children("input").first { $0.attribute("type") == "evdev" && $0.child("source")?.attribute("dev") == device }
     }
 
     // MARK: qemu:commandline
@@ -181,9 +183,7 @@ struct DomainEdit {
     private func qemuArgInputs(_ doc: inout XMLText, file: String, notices: inout [Notice]) throws {
         var values = qemuArgValues(doc)
         let wanted = (keyboards + mice).filter { device in
-            let native = devices(doc).children("input").contains {
-                $0.attribute("type") == "evdev" && $0.child("source")?.attribute("dev") == device
-            }
+            let native = evdevInput(doc, device) != nil
             if native { notices.append(Notice(.info, "\(device) is already relayed by <input type='evdev'>; left as it is")) }
             return !native && !values.contains { $0.contains("evdev=\(device)") }
         }
