@@ -63,10 +63,16 @@ public final class Engine {
     public var lockTimeout: TimeInterval = 300
     /// Told when the root lock is busy and the run starts waiting.
     public var onWait: (String) -> Void = { FileHandle.standardError.write(Data("provision: \($0)\n".utf8)) }
+    /// Told what was repaired before a run: leftovers of a killed run removed, a history mode fixed.
+    public var onRepair: (String) -> Void = { FileHandle.standardError.write(Data("provision: \($0)\n".utf8)) }
 
-    public init(root: HostRoot, historyPath: String? = nil, registry: PluginRegistry) {
+    static let defaultHistory = "/var/lib/provision/history.git"
+
+    /// The default history lives inside the root and is resolved there as if chrooted, so a
+    /// symlinked `var` can never put the history (copies of passwd and shadow) outside the root.
+    public init(root: HostRoot, historyPath: String? = nil, registry: PluginRegistry) throws {
         self.root = root
-        self.historyPath = historyPath ?? root.real("/var/lib/provision/history.git")
+        self.historyPath = try historyPath ?? root.real(root.resolve(Self.defaultHistory))
         self.registry = registry
     }
 
@@ -80,13 +86,15 @@ public final class Engine {
         let started = Date()
         let lock = try RootLock(root: root, timeout: lockTimeout, onWait: onWait)
         defer { withExtendedLifetime(lock) {} }
-        let recovered = try openHistory(create: false).flatMap { try recover($0) }
+        let existing = try openHistory(repairing: true)
+        let recovered = try existing.flatMap { try recover($0) }
         let plan = try Planner(root: root, registry: registry).plan(recipe, overrides: vars)
         // Created only now, so a recipe that fails to plan leaves nothing behind.
-        let history = try openHistory(create: true)!
+        let history = try existing ?? createHistory()
 
         var tip = try history.tip()
         let run = (tip.record?.run ?? 0) + 1
+        let pending = Self.pendingHandlers(after: tip.record)
         var drifted: [(path: String, state: FileState)] = []
         var firstTouch: [(path: String, state: FileState)] = []
         for change in plan.changes {
@@ -96,18 +104,16 @@ public final class Engine {
             case .same: break
             }
         }
-        tip = try recordDrift(drifted, run: run, history: history, tip: tip)
+        tip = try recordDrift(drifted, run: run, history: history, tip: tip, pending: pending)
         if !firstTouch.isEmpty {
-            let record = auxiliaryRecord(
+            var record = auxiliaryRecord(
                 run: run, action: .preState, files: firstTouch.map { $0.path },
                 summary: "pre-state: \(firstTouch.count) file(s) before run \(run) first touches them")
+            record.pendingHandlers = pending
             tip = try history.commit(tip, files: firstTouch, record: record, names: names())
         }
 
-        let retry = retriedHandlers(tip.record)
-        let handlers = plan.handlers + retry.filter { failed in !plan.handlers.contains { $0.argv == failed.argv } }
-        let outcome = try perform(
-            plan.changes, run: run, action: .apply, base: tip, handlers: handlers, history: history, retry: Set(retry.map(\.argv)))
+        let handlers = plan.handlers + pending.filter { failed in !plan.handlers.contains { $0.argv == failed.argv } }
         var record = newRecord(run: run, action: .apply, started: started)
         record.recipe = recipe.path
         record.recipeName = recipe.name
@@ -118,23 +124,37 @@ public final class Engine {
             RunRecord.StepEntry(id: step.id, uses: step.uses, status: step.status, files: step.changes.map(\.path))
         }
         record.files = plan.changes.map { .init(path: $0.path, change: $0.kind) }
-        record.createdDirectories = outcome.created
-        record.handlers = outcome.handlers
         record.notices = plan.notices
         record.summary = "apply \(recipe.name): \(plan.changedStepCount) step(s) changed, \(plan.changes.count) file(s)"
-        record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
-        tip = try history.commit(tip, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
-        try? FileManager.default.removeItem(atPath: history.journalPath)
+        let work = Work(
+            changes: plan.changes, run: run, action: .apply, base: tip, handlers: handlers, retry: Set(pending.map(\.argv)))
+        let (committed, _) = try performAndRecord(work, history: history, started: started, pending: pending) { outcome in
+            record.createdDirectories = outcome.created
+            record.handlers = outcome.handlers
+            return record
+        }
         return RunReport(
-            record: record, commit: tip.commit!.description, plan: plan, changes: plan.changes, recovered: recovered,
-            drift: drifted.map(\.path))
+            record: committed.record!, commit: committed.commit!.description, plan: plan, changes: plan.changes,
+            recovered: recovered, drift: drifted.map(\.path))
     }
 
-    /// Handlers that failed in the previous run are tried again: their files did change, and a
-    /// re-run that finds nothing to change would otherwise never rebuild what they build.
-    private func retriedHandlers(_ previous: RunRecord?) -> [HandlerAction] {
-        guard let previous, Self.isRun(previous.action) else { return [] }
-        return previous.handlers.filter { $0.status == .failed }.map(\.action)
+    /// Handlers that failed and have not run successfully since, as the last record says. Older
+    /// records without the list carry their own failed handlers.
+    static func pendingHandlers(after previous: RunRecord?) -> [HandlerAction] {
+        guard let previous else { return [] }
+        if let pending = previous.pendingHandlers { return pending }
+        return isRun(previous.action) ? previous.handlers.filter { $0.status == .failed }.map(\.action) : []
+    }
+
+    /// The pending list after a run: what was pending or failed now, less what ran now.
+    static func pendingHandlers(_ pending: [HandlerAction], after entries: [RunRecord.HandlerEntry]) -> [HandlerAction] {
+        let ran = Set(entries.filter { $0.status == .ran }.map(\.argv))
+        var result: [HandlerAction] = []
+        for action in pending + entries.filter({ $0.status == .failed }).map(\.action)
+        where !ran.contains(action.argv) && !result.contains(where: { $0.argv == action.argv }) {
+            result.append(action)
+        }
+        return result
     }
 
     // MARK: rollback
@@ -145,16 +165,19 @@ public final class Engine {
         let started = Date()
         let lock = try RootLock(root: root, timeout: lockTimeout, onWait: onWait)
         defer { withExtendedLifetime(lock) {} }
-        guard let history = try openHistory(create: false) else {
+        guard let history = try openHistory(repairing: true) else {
             throw ProvisionError(.notFound, "no history at \(historyPath): nothing to roll back")
         }
         let recovered = try recover(history)
-        if let recovered, target == nil, to == nil {
+        // An interrupted apply that recovery undid was the run to roll back; an interrupted
+        // rollback, once undone, still has to be done.
+        if let recovered, target == nil, to == nil, recovered.undoneAction == .apply {
             let tip = try history.tip()
             return RunReport(record: recovered, commit: tip.commit!.description, plan: nil, changes: [], recovered: recovered, drift: [])
         }
         var tip = try history.tip()
         let run = (tip.record?.run ?? 0) + 1
+        let pending = Self.pendingHandlers(after: tip.record)
         let undo = try to.map { try undoAfter($0, history: history, tip: tip) } ?? undoRun(target, history: history)
 
         var conflicts: [(path: String, state: FileState)] = []
@@ -178,21 +201,21 @@ public final class Engine {
                         + "rollback refused, nothing changed (--force overwrites them; the edits are kept in history)",
                     detail: diffs)
             }
-            tip = try recordDrift(conflicts, run: run, history: history, tip: tip)
+            tip = try recordDrift(conflicts, run: run, history: history, tip: tip, pending: pending)
         }
-        let outcome = try perform(
-            changes, run: run, action: .rollback, base: tip, handlers: undo.handlers, history: history,
-            removeDirectories: undo.createdDirectories)
         var record = newRecord(run: run, action: .rollback, started: started)
         record.files = changes.map { .init(path: $0.path, change: $0.kind) }
-        record.handlers = outcome.handlers
         record.undid = undo.runs
         record.summary = "rollback \(undo.label): \(changes.count) file(s) restored"
-        record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
-        tip = try history.commit(tip, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
-        try? FileManager.default.removeItem(atPath: history.journalPath)
+        let work = Work(
+            changes: changes, run: run, action: .rollback, base: tip, handlers: undo.handlers,
+            removeDirectories: undo.createdDirectories)
+        let (committed, _) = try performAndRecord(work, history: history, started: started, pending: pending) { outcome in
+            record.handlers = outcome.handlers
+            return record
+        }
         return RunReport(
-            record: record, commit: tip.commit!.description, plan: nil, changes: changes, recovered: recovered,
+            record: committed.record!, commit: committed.commit!.description, plan: nil, changes: changes, recovered: recovered,
             drift: force ? conflicts.map(\.path) : [])
     }
 
@@ -236,10 +259,11 @@ public final class Engine {
         }
         guard let parent = found.info.parent else { throw ProvisionError(.history, "run \(record.run) has no recorded pre-state") }
         let before = try history.point(at: parent)
+        let source = "run \(record.run) in \(historyPath)"
         var undo = Undo(
-            label: "run \(record.run)", runs: [record.run], paths: record.changedFiles, expected: [:], desired: [:],
-            handlers: record.handlers.map(\.action),
-            createdDirectories: record.createdDirectories)
+            label: "run \(record.run)", runs: [record.run], paths: try record.changedFiles.map { try root.recorded($0, in: source) },
+            expected: [:], desired: [:], handlers: record.handlers.map(\.action),
+            createdDirectories: try record.createdDirectories.map { try root.recorded($0, in: source) })
         for path in undo.paths {
             undo.expected[path] = try history.state(found.point, path) ?? .absent
             guard let previous = try history.state(before, path) else {
@@ -264,7 +288,7 @@ public final class Engine {
             for key in point.meta.keys { earliest[key] = point }
             if Self.isRun(record.action) {
                 undo.runs.insert(record.run, at: 0)
-                undo.createdDirectories += record.createdDirectories
+                undo.createdDirectories += try record.createdDirectories.map { try root.recorded($0, in: "run \(record.run) in \(historyPath)") }
                 for handler in record.handlers where !undo.handlers.contains(where: { $0.argv == handler.argv }) {
                     undo.handlers.append(handler.action)
                 }
@@ -273,7 +297,7 @@ public final class Engine {
         }
         guard let targetPoint else { throw ProvisionError(.notFound, "history has no run \(target) (see provision history)") }
         for key in tip.meta.keys.sorted() {
-            let path = "/" + key
+            let path = try root.recorded("/" + key, in: "the metadata of \(historyPath)")
             let now = try history.state(tip, path) ?? .absent
             let then: FileState
             if let recorded = try history.state(targetPoint, path) {
@@ -294,47 +318,128 @@ public final class Engine {
 
     // MARK: shared machinery
 
+    /// One run's writes: what changes, on top of which recorded commit, with which handlers.
+    private struct Work {
+        var changes: [FileChange]
+        var run: Int
+        var action: RunRecord.Action
+        var base: HistoryPoint
+        var handlers: [HandlerAction]
+        var removeDirectories: [String] = []
+        var retry: Set<[String]> = []
+        /// Recovery works from the journal already on disk and never rewrites it.
+        var journalOnDisk = false
+    }
+
+    struct Outcome {
+        var handlers: [RunRecord.HandlerEntry]
+        var created: [String]
+        var recorded: [FileChange]
+    }
+
+    /// Writes, runs handlers, and records the run, or changes nothing: if the run commit cannot be
+    /// written and read back (a full disk), every file is put back from the pre-state and the
+    /// command fails saying so. `finish` completes the record once handlers have run.
+    private func performAndRecord(
+        _ work: Work, history: HistoryStore, started: Date, pending: [HandlerAction], finish: (Outcome) -> RunRecord
+    ) throws -> (HistoryPoint, Outcome) {
+        var reserve: SpaceReserve?
+        let outcome = try perform(work, history: history, reserve: &reserve)
+        var record = finish(outcome)
+        record.pendingHandlers = Self.pendingHandlers(pending, after: outcome.handlers)
+        record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
+        reserve?.release()
+        do {
+            let committed = try history.commit(work.base, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
+            Journal.remove(history.journalPath)
+            return (committed, outcome)
+        } catch let failure as ProvisionError {
+            guard !work.journalOnDisk else {
+                throw ProvisionError(
+                    failure.kind, "\(work.action.rawValue) run \(work.run) could not be recorded (\(failure.message)); the journal is kept and the next run finishes it")
+            }
+            do {
+                try putBack(work, outcome: outcome)
+                Journal.remove(history.journalPath)
+            } catch {
+                throw ProvisionError(
+                    .history,
+                    "\(work.action.rawValue) run \(work.run) could not be recorded (\(failure.message)), and putting the files back failed too (\(error)); "
+                        + "the journal is kept: the next provision apply or rollback restores them from history")
+            }
+            throw ProvisionError(
+                .history,
+                "\(work.action.rawValue) run \(work.run) could not be recorded in history (\(failure.message)); every file was put back as it was, nothing changed")
+        }
+    }
+
+    /// Undoes a run's writes after its commit failed, and runs the handlers of the restored files
+    /// again so what they build matches the files once more.
+    private func putBack(_ work: Work, outcome: Outcome) throws {
+        for change in work.changes.reversed() {
+            let current = try root.readState(change.path)
+            if current != change.before { try write(FileChange(path: change.path, before: current, after: change.before)) }
+        }
+        for directory in outcome.created.reversed() { root.removeDirectoryIfEmpty(directory) }
+        _ = HandlerRunner(root: root, enabled: runHandlers).run(work.handlers, changed: Set(work.changes.map(\.path)))
+    }
+
     /// Writes changes with a journal around them, then runs the notified handlers. A failed write
-    /// puts back what was already written, so nothing is left half-done.
-    private func perform(
-        _ changes: [FileChange], run: Int, action: RunRecord.Action, base: HistoryPoint, handlers: [HandlerAction],
-        history: HistoryStore, removeDirectories: [String] = [], retry: Set<[String]> = []
-    ) throws -> (handlers: [RunRecord.HandlerEntry], created: [String], recorded: [FileChange]) {
+    /// puts back what was already written, so nothing is left half-done. Before the journal, the
+    /// new contents are stored in history (synced) and space is reserved for the commit.
+    private func perform(_ work: Work, history: HistoryStore, reserve: inout SpaceReserve?) throws -> Outcome {
         let runner = HandlerRunner(root: root, enabled: runHandlers)
-        guard !changes.isEmpty else { return (runner.run(handlers, changed: [], retry: retry), [], []) }
+        guard !work.changes.isEmpty else {
+            for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
+            return Outcome(handlers: runner.run(work.handlers, changed: [], retry: work.retry), created: [], recorded: [])
+        }
         var created: [String] = []
-        for change in changes where change.after.exists {
+        for change in work.changes where change.after.exists {
             for directory in root.missingParents(of: change.path) where !created.contains(directory) { created.append(directory) }
         }
-        guard let baseCommit = base.commit else { throw ProvisionError(.history, "pre-state was not recorded; refusing to write") }
-        let journal = Journal(
-            run: run, action: action, base: baseCommit.description, paths: changes.map(\.path), createdDirectories: created,
-            handlers: handlers)
-        try journal.write(history.journalPath)
+        guard let baseCommit = work.base.commit else { throw ProvisionError(.history, "pre-state was not recorded; refusing to write") }
+        for change in work.changes {
+            if let data = change.after.content { _ = try history.repo.writeBlob(data) }
+        }
+        reserve = try SpaceReserve(
+            root: root, historyPath: history.repo.path, changes: work.changes,
+            recordBytes: work.changes.reduce(4096) { $0 + $1.path.utf8.count * 4 + 512 } + work.base.meta.count * 256)
+        if !work.journalOnDisk {
+            let journal = Journal(
+                run: work.run, action: work.action, base: baseCommit.description, paths: work.changes.map(\.path),
+                createdDirectories: created, handlers: work.handlers)
+            do {
+                try journal.write(history.journalPath)
+            } catch {
+                reserve?.release()
+                throw error
+            }
+        }
         var written: [FileChange] = []
         do {
-            for change in changes {
+            for change in work.changes {
                 try write(change)
                 written.append(change)
-                FaultInjection.didWrite(written.count)
+                FaultInjection.didWrite()
             }
         } catch {
             for change in written.reversed() {
                 try? write(FileChange(path: change.path, before: change.after, after: change.before))
             }
             for directory in created.reversed() { root.removeDirectoryIfEmpty(directory) }
-            try? FileManager.default.removeItem(atPath: history.journalPath)
+            reserve?.release()
+            if !work.journalOnDisk { Journal.remove(history.journalPath) }
             throw error
         }
-        for directory in removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
-        let entries = runner.run(handlers, changed: Set(changes.map(\.path)), retry: retry)
+        for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
+        let entries = runner.run(work.handlers, changed: Set(work.changes.map(\.path)), retry: work.retry)
         // A file its handler re-writes (libvirt writes NAME.xml on `virsh define`) is recorded as
         // the handler left it, so the next run or rollback does not take libvirt's form for a hand edit.
         let rewritten = Set(entries.filter { $0.status == .ran }.flatMap { $0.rewrites ?? [] })
-        let recorded = try changes.map { change in
+        let recorded = try work.changes.map { change in
             rewritten.contains(change.path) ? FileChange(path: change.path, before: change.before, after: try root.readState(change.path)) : change
         }
-        return (entries, created, recorded)
+        return Outcome(handlers: entries, created: created, recorded: recorded)
     }
 
     private func write(_ change: FileChange) throws {
@@ -351,47 +456,59 @@ public final class Engine {
     }
 
     /// Undoes an interrupted run from its journal: every path it meant to touch goes back to the
-    /// pre-state history holds, handlers of what changed run again, and a `recover` commit says so.
+    /// pre-state history holds, directories it created go, handlers of what changed run again, and
+    /// a `recover` commit says so. The journal stays until that commit is durable, so a crash here
+    /// is recovered again by the next start, as often as it happens.
     private func recover(_ history: HistoryStore) throws -> RunRecord? {
         guard let journal = try Journal.read(history.journalPath) else { return nil }
         let started = Date()
-        var tip = try history.tip()
-        if let record = tip.record, record.run == journal.run, record.action == journal.action {
-            try? FileManager.default.removeItem(atPath: history.journalPath)
+        let tip = try history.tip()
+        if let record = tip.record,
+            (record.run == journal.run && record.action == journal.action)
+                || (record.action == .recover && record.undid == [journal.run])
+        {
+            // The run (or its recovery) was recorded; only the journal's removal was lost.
+            Journal.remove(history.journalPath)
             return nil
         }
+        let source = "the run journal \(history.journalPath)"
+        let paths = try journal.paths.map { try root.recorded($0, in: source) }
+        let createdDirectories = try journal.createdDirectories.map { try root.recorded($0, in: source) }
         guard let baseID = ObjectID(hex: journal.base) else {
-            throw ProvisionError(.history, "the run journal \(history.journalPath) names no valid commit")
+            throw ProvisionError(.history, "\(source) names no valid commit (\"\(journal.base)\"); inspect it, then remove it")
         }
         let base = try history.point(at: baseID)
         var changes: [FileChange] = []
-        for path in journal.paths {
+        for path in paths {
             guard let desired = try history.state(base, path) else { continue }
             let current = try root.readState(path)
             if current != desired { changes.append(FileChange(path: path, before: current, after: desired)) }
         }
         let run = (tip.record?.run ?? 0) + 1
-        let outcome = try perform(
-            changes, run: run, action: .recover, base: base, handlers: journal.handlers, history: history,
-            removeDirectories: journal.createdDirectories)
+        let pending = Self.pendingHandlers(after: tip.record)
         var record = newRecord(run: run, action: .recover, started: started)
         record.files = changes.map { .init(path: $0.path, change: $0.kind) }
-        record.handlers = outcome.handlers
         record.undid = [journal.run]
+        record.undoneAction = journal.action
         record.summary = "recover: undid interrupted \(journal.action.rawValue) run \(journal.run), \(changes.count) file(s) restored"
-        record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
-        tip = try history.commit(tip, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
-        try? FileManager.default.removeItem(atPath: history.journalPath)
-        return record
+        let work = Work(
+            changes: changes, run: run, action: .recover, base: tip, handlers: journal.handlers,
+            removeDirectories: createdDirectories, journalOnDisk: true)
+        let (committed, _) = try performAndRecord(work, history: history, started: started, pending: pending) { outcome in
+            record.handlers = outcome.handlers
+            return record
+        }
+        return committed.record
     }
 
-    private func recordDrift(_ drifted: [(path: String, state: FileState)], run: Int, history: HistoryStore, tip: HistoryPoint)
-        throws -> HistoryPoint
-    {
+    private func recordDrift(
+        _ drifted: [(path: String, state: FileState)], run: Int, history: HistoryStore, tip: HistoryPoint, pending: [HandlerAction]
+    ) throws -> HistoryPoint {
         guard !drifted.isEmpty else { return tip }
-        let record = auxiliaryRecord(
+        var record = auxiliaryRecord(
             run: run, action: .drift, files: drifted.map(\.path),
             summary: "drift: \(drifted.count) file(s) changed outside provision, recorded before run \(run)")
+        record.pendingHandlers = pending
         return try history.commit(tip, files: drifted, record: record, names: names())
     }
 
@@ -411,7 +528,7 @@ public final class Engine {
     private func names() -> HostView { HostView(root: root, facts: .map([:])) }
 
     private lazy var hostName: String = {
-        if case .string(let name)? = Facts.gather(root).lookup(["hostname"]), name != "localhost" { return name }
+        if case .string(let name)? = (try? Facts.gather(root))?.lookup(["hostname"]), name != "localhost" { return name }
         var buffer = [UInt8](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count)
         return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
@@ -424,15 +541,66 @@ public final class Engine {
         return "uid\(geteuid())"
     }
 
-    private func openHistory(create: Bool) throws -> HistoryStore? {
-        let repo = create ? try GitRepository.openOrCreate(historyPath) : try GitRepository.open(historyPath)
-        return repo.map { HistoryStore(repo: $0) }
+    /// The history, nil when there is none yet. With `repairing` (only under the root lock), the
+    /// leftovers of a killed run are removed first: libgit2 lock and temporary files, a journal
+    /// temp file, the space reserve, a half-created history, and `.NAME.provision-XXXXXX` temp files
+    /// in the directories of every tracked or journaled path.
+    private func openHistory(repairing: Bool = false) throws -> HistoryStore? {
+        var leftovers: [String] = []
+        if repairing {
+            leftovers += GitRepository.removeStaleFiles(historyPath)
+            for name in ["provision-journal.json.tmp", SpaceReserve.historyName] where unlink(historyPath + "/" + name) == 0 {
+                leftovers.append(historyPath + "/" + name)
+            }
+            let parent = (historyPath as NSString).deletingLastPathComponent
+            let prefix = "." + (historyPath as NSString).lastPathComponent + ".provision-"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
+                if (try? FileManager.default.removeItem(atPath: parent + "/" + name)) != nil { leftovers.append(parent + "/" + name) }
+            }
+        }
+        guard let repo = try GitRepository.open(historyPath, repairs: onRepair) else {
+            report(leftovers)
+            return nil
+        }
+        let history = HistoryStore(repo: repo)
+        let tip = try history.verifyTip()
+        if repairing {
+            var directories: Set<String> = []
+            var paths = tip.meta.keys.map { "/" + $0 }
+            if let journal = try? Journal.read(history.journalPath) { paths += journal.paths }
+            for path in paths {
+                guard let normalized = try? HostRoot.normalize(path), normalized == path else { continue }
+                var directory = (path as NSString).deletingLastPathComponent
+                while true {
+                    directories.insert(directory)
+                    if directory == "/" { break }
+                    directory = (directory as NSString).deletingLastPathComponent
+                }
+            }
+            leftovers += root.removeOrphans(in: directories).map(root.real)
+        }
+        report(leftovers)
+        return history
+    }
+
+    private func report(_ leftovers: [String]) {
+        for path in leftovers { onRepair("removed \(path), left behind by an interrupted run") }
+    }
+
+    private func createHistory() throws -> HistoryStore {
+        let parent = (historyPath as NSString).deletingLastPathComponent
+        if historyPath == root.real(try root.resolve(Self.defaultHistory)) {
+            try root.createDirectories(try root.resolve((Self.defaultHistory as NSString).deletingLastPathComponent))
+        } else {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
+        return HistoryStore(repo: try GitRepository.create(historyPath))
     }
 
     // MARK: reading history
 
     public func history(path: String? = nil, limit: Int? = nil) throws -> [HistoryEntry] {
-        guard let history = try openHistory(create: false) else { return [] }
+        guard let history = try openHistory() else { return [] }
         let filter = try path.map { try root.resolve(try HostRoot.normalize($0)) }
         var entries: [HistoryEntry] = []
         try history.walk { point, info in
@@ -446,7 +614,7 @@ public final class Engine {
 
     /// The newest apply that no rollback or recovery has undone: what the host should now be.
     public func lastApplied() throws -> RunRecord? {
-        guard let history = try openHistory(create: false) else { return nil }
+        guard let history = try openHistory() else { return nil }
         var undone: Set<Int> = []
         var found: RunRecord?
         try history.walk { point, _ in
@@ -462,7 +630,7 @@ public final class Engine {
     }
 
     public func show(run: Int) throws -> RunDetail {
-        guard let history = try openHistory(create: false) else { throw ProvisionError(.notFound, "no history at \(historyPath)") }
+        guard let history = try openHistory() else { throw ProvisionError(.notFound, "no history at \(historyPath)") }
         var found: (HistoryPoint, GitCommitInfo)?
         var related: [HistoryEntry] = []
         try history.walk { point, info in

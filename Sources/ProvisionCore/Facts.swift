@@ -3,9 +3,11 @@ import Foundation
 /// Facts every step can use, read from the root (so a snapshot and a live host go through the
 /// same code). Pure parsing of files; plugins add their own facts as exports.
 public enum Facts {
-    public static func gather(_ root: HostRoot) -> Value {
+    /// Missing files give defaults; a file that is there but unreadable (a FIFO, a 2 GB file) is an
+    /// error naming it, never a silent default.
+    public static func gather(_ root: HostRoot) throws -> Value {
         var facts: [String: Value] = [:]
-        let osRelease = read(root, "/etc/os-release") ?? read(root, "/usr/lib/os-release") ?? ""
+        let osRelease = try read(root, "/etc/os-release") ?? read(root, "/usr/lib/os-release") ?? ""
         let os = parseOSRelease(osRelease)
         facts["os"] = .map([
             "id": .string(os["ID"] ?? "linux"),
@@ -13,18 +15,18 @@ public enum Facts {
             "version_id": .string(os["VERSION_ID"] ?? ""),
             "name": .string(os["PRETTY_NAME"] ?? os["NAME"] ?? "Linux"),
         ])
-        facts["hostname"] = .string(read(root, "/etc/hostname")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "localhost")
+        facts["hostname"] = .string(try read(root, "/etc/hostname")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "localhost")
         let kernels = installedKernels(root)
         facts["kernels"] = .list(kernels.map { .string($0) })
-        let cpuinfo = read(root, "/proc/cpuinfo") ?? ""
+        let cpuinfo = try read(root, "/proc/cpuinfo") ?? ""
         facts["cpu"] = .map(["vendor": .string(cpuVendor(cpuinfo))])
-        facts["cmdline"] = .string(read(root, "/proc/cmdline")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        facts["cmdline"] = .string(try read(root, "/proc/cmdline")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
         return .map(facts)
     }
 
-    static func read(_ root: HostRoot, _ path: String) -> String? {
-        guard let resolved = try? root.resolve(path), let data = (try? root.readState(resolved))?.content else { return nil }
-        return String(data: data, encoding: .utf8)
+    static func read(_ root: HostRoot, _ path: String) throws -> String? {
+        guard let data = try root.readState(try root.resolve(path)).content else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// os-release is a shell-compatible KEY=value list; values may be quoted.

@@ -1,6 +1,14 @@
 import CGit2
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private final class OIDList {
+    var ids: [git_oid] = []
+}
+
 /// A git object id, value-typed so it can cross into run records and JSON.
 struct ObjectID: Hashable, Sendable, CustomStringConvertible {
     var raw: git_oid
@@ -47,8 +55,11 @@ final class GitRepository {
     let path: String
     static let branch = "refs/heads/main"
 
+    /// libgit2 writes objects and refs without fsync unless told: a power cut then leaves empty
+    /// object files and a history that cannot be read. Provision's promise needs them durable.
     private static let initialized: Bool = {
         git_libgit2_init()
+        _ = provision_git_enable_fsync(1)
         return true
     }()
 
@@ -64,32 +75,163 @@ final class GitRepository {
         return ProvisionError(.history, "\(what): \(detail)")
     }
 
-    /// Opens the bare repository at `path`, or returns nil when there is none yet.
-    static func open(_ path: String) throws -> GitRepository? {
-        _ = initialized
-        guard FileManager.default.fileExists(atPath: path + "/HEAD") else { return nil }
-        var repo: OpaquePointer?
-        guard git_repository_open_bare(&repo, path) == 0, let repo else {
-            throw lastError("cannot open history at \(path)")
-        }
-        return GitRepository(handle: repo, path: path)
+    static func damaged(_ path: String, _ what: String, repair: String) -> ProvisionError {
+        ProvisionError(.history, "the history at \(path) is damaged: \(what); nothing was changed. \(repair)")
     }
 
-    /// Creates a bare repository (mode 0700, HEAD on main) unless one exists.
-    static func openOrCreate(_ path: String) throws -> GitRepository {
-        if let existing = try open(path) { return existing }
+    /// Opens the bare repository at `path`, or returns nil when there is none yet (no directory,
+    /// or an empty one). A directory that holds anything else must be a whole history: a missing
+    /// HEAD or branch is damage to report, never a reason to start a new history over the old one.
+    /// `repairs` is told about a mode that let other users read the history (set back to 0700).
+    static func open(_ path: String, repairs: (String) -> Void = { _ in }) throws -> GitRepository? {
+        _ = initialized
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw ProvisionError.io("cannot open history", path)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw damaged(path, "it is \(HostRoot.describeType(info.st_mode)), not a directory", repair: "Move it away, or pass --history DIR.")
+        }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if entries.isEmpty { return nil }
+        if info.st_mode & 0o077 != 0 {
+            chmod(path, 0o700)
+            repairs(
+                "the history at \(path) was mode \(String(info.st_mode & 0o777, radix: 8)), readable by other users "
+                    + "(it holds copies of /etc/shadow); set it back to 0700")
+        }
+        guard entries.contains("HEAD") else {
+            throw damaged(path, "HEAD is missing", repair: "Restore it with: echo 'ref: refs/heads/main' > \(path)/HEAD")
+        }
+        var repo: OpaquePointer?
+        guard git_repository_open_bare(&repo, path) == 0, let repo else {
+            throw damaged(path, lastError("it cannot be opened").message, repair: "Run git --git-dir \(path) fsck to see what is lost.")
+        }
+        let opened = GitRepository(handle: repo, path: path)
+        if try opened.tip() == nil, let newest = opened.newestCommit() {
+            throw damaged(
+                path, "\(branch) is missing but the history holds commits (the newest: \(newest.short))",
+                repair: "Restore the branch with: git --git-dir \(path) update-ref \(branch) \(newest.description)")
+        }
+        return opened
+    }
+
+    /// Creates a bare repository (HEAD on main) private from the first byte: it is made in a 0700
+    /// temporary directory beside `path` and renamed into place, so no crash can leave a history
+    /// that other users can read.
+    static func create(_ path: String) throws -> GitRepository {
+        _ = initialized
+        let parent = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        var template = Array("\(parent)/.\(name).provision-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw ProvisionError.io("cannot create the history in", parent)
+        }
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var placed = false
+        defer { if !placed { try? FileManager.default.removeItem(atPath: temporary) } }
         var options = git_repository_init_options()
         git_repository_init_options_init(&options, UInt32(GIT_REPOSITORY_INIT_OPTIONS_VERSION))
-        options.flags = GIT_REPOSITORY_INIT_BARE.rawValue | GIT_REPOSITORY_INIT_MKPATH.rawValue
-            | GIT_REPOSITORY_INIT_NO_REINIT.rawValue
+        options.flags = GIT_REPOSITORY_INIT_BARE.rawValue | GIT_REPOSITORY_INIT_NO_REINIT.rawValue
         var repo: OpaquePointer?
         let status = "main".withCString { head -> Int32 in
             options.initial_head = head
-            return git_repository_init_ext(&repo, path, &options)
+            return git_repository_init_ext(&repo, temporary, &options)
         }
         guard status == 0, let repo else { throw lastError("cannot create history at \(path)") }
-        chmod(path, 0o700)
-        return GitRepository(handle: repo, path: path)
+        git_repository_free(repo)
+        chmod(temporary, 0o700)
+        syncDirectory(temporary)
+        guard rename(temporary, path) == 0 else {
+            if errno == EEXIST || errno == ENOTEMPTY, let existing = try open(path) { return existing }
+            throw ProvisionError.io("cannot create history at", path)
+        }
+        placed = true
+        syncDirectory(parent)
+        guard let created = try open(path) else { throw ProvisionError(.history, "the history at \(path) vanished after creation") }
+        return created
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
+    }
+
+    /// Lock and temporary files a killed git write leaves behind (`HEAD.lock`, `config.lock`,
+    /// `refs/heads/main.lock`, `objects/**/tmp_*`): every later write would fail on them. Only
+    /// called under the root lock, when no other provision run can be writing; returns what it removed.
+    static func removeStaleFiles(_ path: String) -> [String] {
+        guard let walker = FileManager.default.enumerator(atPath: path) else { return [] }
+        var removed: [String] = []
+        while let relative = walker.nextObject() as? String {
+            let name = (relative as NSString).lastPathComponent
+            let inObjects = relative.hasPrefix("objects/")
+            guard name.hasSuffix(".lock") || (inObjects && name.hasPrefix("tmp_")) else { continue }
+            let full = path + "/" + relative
+            var info = stat()
+            guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            if unlink(full) == 0 { removed.append(full) }
+        }
+        return removed
+    }
+
+    /// The newest commit in the object database by commit time (for the repair hint when the
+    /// branch is lost), nil when there is none.
+    func newestCommit() -> ObjectID? {
+        var odb: OpaquePointer?
+        guard git_repository_odb(&odb, handle) == 0, let odb else { return nil }
+        defer { git_odb_free(odb) }
+        let found = OIDList()
+        let callback: git_odb_foreach_cb = { oid, payload in
+            guard let oid, let payload else { return 0 }
+            Unmanaged<OIDList>.fromOpaque(payload).takeUnretainedValue().ids.append(oid.pointee)
+            return 0
+        }
+        _ = git_odb_foreach(odb, callback, Unmanaged.passUnretained(found).toOpaque())
+        var newest: (id: ObjectID, time: Int64)?
+        for var oid in found.ids {
+            var size = 0
+            var type = GIT_OBJECT_INVALID
+            guard git_odb_read_header(&size, &type, odb, &oid) == 0, type == GIT_OBJECT_COMMIT else { continue }
+            var commit: OpaquePointer?
+            guard git_commit_lookup(&commit, handle, &oid) == 0, let commit else { continue }
+            let time = Int64(git_commit_time(commit))
+            git_commit_free(commit)
+            if newest == nil || time > newest!.time { newest = (ObjectID(oid), time) }
+        }
+        return newest?.id
+    }
+
+    /// Reads a new commit back through a fresh handle (no cache): the commit, its tree, the named
+    /// files in it, and main pointing at it. Only a commit that passes is a recorded run; libgit2
+    /// has been seen to report success for a commit whose object never reached a full disk.
+    func verifyRecorded(_ commit: ObjectID, files: [String]) throws {
+        var fresh: OpaquePointer?
+        guard git_repository_open_bare(&fresh, path) == 0, let fresh else { throw Self.lastError("cannot re-open history") }
+        defer { git_repository_free(fresh) }
+        var tipOID = git_oid()
+        guard git_reference_name_to_id(&tipOID, fresh, Self.branch) == 0 else { throw Self.lastError("cannot read \(Self.branch) back") }
+        guard ObjectID(tipOID) == commit else {
+            throw ProvisionError(.history, "\(Self.branch) names \(ObjectID(tipOID).short), not the commit just written (\(commit.short))")
+        }
+        var oid = commit.raw
+        var commitObject: OpaquePointer?
+        guard git_commit_lookup(&commitObject, fresh, &oid) == 0, let commitObject else { throw Self.lastError("cannot read commit \(commit.short) back") }
+        defer { git_commit_free(commitObject) }
+        var tree: OpaquePointer?
+        guard git_commit_tree(&tree, commitObject) == 0, let tree else { throw Self.lastError("cannot read the tree of \(commit.short) back") }
+        defer { git_tree_free(tree) }
+        for file in files {
+            var entry: OpaquePointer?
+            guard git_tree_entry_bypath(&entry, tree, file) == 0, let entry else { throw Self.lastError("cannot find \(file) in \(commit.short)") }
+            defer { git_tree_entry_free(entry) }
+            var blob: OpaquePointer?
+            guard git_blob_lookup(&blob, fresh, git_tree_entry_id(entry)) == 0 else { throw Self.lastError("cannot read \(file) of \(commit.short) back") }
+            git_blob_free(blob)
+        }
     }
 
     func tip() throws -> ObjectID? {

@@ -30,11 +30,36 @@ final class HistoryStore {
     }
 
     func point(at commit: ObjectID) throws -> HistoryPoint {
-        let info = try repo.commit(commit)
-        let decoder = JSONDecoder.history
-        let meta = try repo.blob(tree: info.tree, path: Self.metaPath).map { try decoder.decode([String: TrackedFile].self, from: $0) } ?? [:]
-        let record = try repo.blob(tree: info.tree, path: Self.recordPath).map { try decoder.decode(RunRecord.self, from: $0) }
-        return HistoryPoint(commit: commit, tree: info.tree, meta: meta, record: record)
+        do {
+            let info = try repo.commit(commit)
+            let decoder = JSONDecoder.history
+            let meta = try repo.blob(tree: info.tree, path: Self.metaPath).map { try decoder.decode([String: TrackedFile].self, from: $0) } ?? [:]
+            let record = try repo.blob(tree: info.tree, path: Self.recordPath).map { try decoder.decode(RunRecord.self, from: $0) }
+            return HistoryPoint(commit: commit, tree: info.tree, meta: meta, record: record)
+        } catch let error as ProvisionError {
+            throw damage(error.message)
+        } catch {
+            throw damage("commit \(commit.short) holds an unreadable record (\(error))")
+        }
+    }
+
+    func damage(_ what: String) -> ProvisionError {
+        GitRepository.damaged(repo.path, what, repair: "Run git --git-dir \(repo.path) fsck to see what is lost.")
+    }
+
+    /// What a run stands on must be readable before it starts: the tip's commit, tree, records and
+    /// the recorded state of every file it tracks. Reading them is O(tracked files), not O(runs).
+    func verifyTip() throws -> HistoryPoint {
+        let tip = try tip()
+        guard let tree = tip.tree else { return tip }
+        for key in tip.meta.keys.sorted() where tip.meta[key]?.type == "file" {
+            do {
+                guard try repo.blob(tree: tree, path: key) != nil else { throw damage("\(key) is tracked but missing from commit \(tip.commit!.short)") }
+            } catch let error as ProvisionError where !error.message.contains("is damaged") {
+                throw damage(error.message)
+            }
+        }
+        return tip
     }
 
     /// The recorded state of a host path, nil when history has never seen it.
@@ -87,6 +112,8 @@ final class HistoryStore {
         let commit = try repo.createCommit(
             tree: tree, parent: base.commit, message: Self.message(record),
             author: (record.user, "\(record.user)@\(record.host)"), time: record.startedAt)
+        let present = files.filter { $0.state.exists }.map { HostRoot.relative($0.path) }
+        try repo.verifyRecorded(commit, files: [Self.metaPath, Self.recordPath] + present)
         return HistoryPoint(commit: commit, tree: tree, meta: meta, record: record)
     }
 

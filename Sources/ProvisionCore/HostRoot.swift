@@ -6,10 +6,18 @@ import Glibc
 #endif
 
 /// The one door to the host's file system. Every read and write goes through here, so no path can
-/// resolve outside the root: symlinks are followed as if the process were chrooted into it.
+/// resolve outside the root: symlinks are followed as if the process were chrooted into it, and the
+/// I/O itself happens relative to a descriptor of the root that refuses any symlink on the way
+/// (openat2 `RESOLVE_IN_ROOT`), so a directory swapped for a symlink between planning and writing
+/// makes the write fail instead of landing outside.
 public struct HostRoot: Sendable {
     /// Absolute, symlink-free path of the root directory on this machine ("/" for the live host).
     public let path: String
+    private let handle: RootHandle
+
+    /// The largest file provision reads: configuration files are small, and a 2 GB file where one
+    /// is expected is a mistake or an attack, not something to load into memory.
+    public static let maximumFileSize = 32 << 20
 
     public init(_ rootPath: String) throws {
         guard let resolved = realpath(rootPath, nil) else {
@@ -17,11 +25,10 @@ public struct HostRoot: Sendable {
         }
         defer { free(resolved) }
         let canonical = String(cString: resolved)
-        var info = stat()
-        guard stat(canonical, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-            throw ProvisionError(.io, "root \(rootPath) is not a directory")
-        }
+        let fd = open(canonical, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw ProvisionError(.io, "root \(rootPath) is not a directory") }
         path = canonical
+        handle = RootHandle(fd: fd)
     }
 
     public var isLiveHost: Bool { path == "/" }
@@ -47,7 +54,32 @@ public struct HostRoot: Sendable {
         return "/" + parts.joined(separator: "/")
     }
 
-    /// The path of a host path on this machine (no symlink resolution).
+    /// A path read back from history, a journal or a run record: untrusted input (a root may be
+    /// handed over by someone else). It must be a normalized absolute path that still resolves to
+    /// itself inside the root; a symlink put in its way since it was recorded is refused rather
+    /// than followed.
+    public func recorded(_ hostPath: String, in source: String) throws -> String {
+        let normalized: String
+        do {
+            normalized = try Self.normalize(hostPath)
+        } catch let error as ProvisionError {
+            throw ProvisionError(.pathEscape, "\(source) names \"\(hostPath)\", which is not a plain path inside the root (\(error.message)); refusing it, nothing changed")
+        }
+        guard normalized == hostPath else {
+            throw ProvisionError(.pathEscape, "\(source) names \"\(hostPath)\", which is not in the form provision records; refusing it, nothing changed")
+        }
+        let resolved = try resolve(normalized)
+        guard resolved == normalized else {
+            throw ProvisionError(
+                .pathEscape,
+                "\(source) names \(normalized), but in \(path) it now resolves through a symlink to \(resolved); "
+                    + "something changed the directories since it was recorded. Refusing to write through it, nothing changed")
+        }
+        return normalized
+    }
+
+    /// The path of a host path on this machine (no symlink resolution): for messages and for
+    /// tools that run on the host and need a real path (virsh, lsinitramfs).
     public func real(_ hostPath: String) -> String {
         path == "/" ? hostPath : path + hostPath
     }
@@ -74,9 +106,9 @@ public struct HostRoot: Sendable {
             }
             resolved.append(part)
             if missing { continue }
-            let candidate = "/" + resolved.joined(separator: "/")
+            let relative = resolved.joined(separator: "/")
             var info = stat()
-            if lstat(real(candidate), &info) != 0 {
+            if fstatat(handle.fd, relative, &info, AT_SYMLINK_NOFOLLOW) != 0 {
                 missing = true
                 continue
             }
@@ -85,7 +117,7 @@ public struct HostRoot: Sendable {
             guard hops <= 40 else {
                 throw ProvisionError(.pathEscape, "too many symlinks resolving \(hostPath) (a loop?)")
             }
-            let target = try readLink(real(candidate))
+            let target = try readLink(relative)
             resolved.removeLast()
             if target.hasPrefix("/") { resolved.removeAll() }
             pending.append(contentsOf: target.split(separator: "/").map(String.init).reversed())
@@ -93,20 +125,53 @@ public struct HostRoot: Sendable {
         return "/" + resolved.joined(separator: "/")
     }
 
-    private func readLink(_ realPath: String) throws -> String {
+    /// The target of a symlink at a resolved host path (its text, not followed), nil if none.
+    public func linkTarget(_ resolvedPath: String) -> String? {
+        try? readLink(Self.relative(resolvedPath))
+    }
+
+    private func readLink(_ relative: String) throws -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink(realPath, &buffer, buffer.count - 1)
-        guard count >= 0 else { throw ProvisionError.io("cannot read symlink", realPath) }
+        let count = readlinkat(handle.fd, relative, &buffer, buffer.count - 1)
+        guard count >= 0 else { throw ProvisionError.io("cannot read symlink", "/" + relative) }
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Current state of a resolved host path. Anything but a regular file or nothing is refused.
+    // MARK: descriptors beneath the root
+
+    /// Opens a resolved host path beneath the root; any symlink on the way fails (ELOOP).
+    func openBeneath(_ resolvedPath: String, _ flags: Int32, mode: mode_t = 0) -> Int32 {
+        provision_open_beneath(handle.fd, Self.relative(resolvedPath), flags, mode)
+    }
+
+    /// A directory of the root, opened for *at() calls.
+    func openDirectory(_ resolvedPath: String) throws -> Int32 {
+        let fd = openBeneath(resolvedPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        guard fd >= 0 else {
+            if errno == ELOOP || errno == EXDEV {
+                throw ProvisionError(.pathEscape, "\(resolvedPath) changed into a symlink while provision was working on \(path); nothing was written through it")
+            }
+            throw ProvisionError.io("cannot open directory", resolvedPath)
+        }
+        return fd
+    }
+
+    private static func split(_ resolvedPath: String) -> (directory: String, name: String) {
+        let directory = (resolvedPath as NSString).deletingLastPathComponent
+        return (directory.isEmpty ? "/" : directory, (resolvedPath as NSString).lastPathComponent)
+    }
+
+    // MARK: reading
+
+    /// Current state of a resolved host path. Anything but a regular file or nothing is refused,
+    /// without blocking (a FIFO is never opened for a read that waits) and without reading a file
+    /// larger than `maximumFileSize`.
     public func readState(_ resolvedPath: String) throws -> FileState {
-        let fd = open(real(resolvedPath), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = openBeneath(resolvedPath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return .absent }
-            if errno == ELOOP {
-                throw ProvisionError(.io, "\(resolvedPath) changed into a symlink while being read")
+            if errno == ELOOP || errno == EXDEV {
+                throw ProvisionError(.pathEscape, "\(resolvedPath) is or passes through a symlink that changed while being read; provision does not follow it")
             }
             throw ProvisionError.io("cannot open", resolvedPath)
         }
@@ -114,35 +179,81 @@ public struct HostRoot: Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw ProvisionError.io("cannot stat", resolvedPath) }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw ProvisionError(.io, "\(resolvedPath) is not a regular file; provision manages regular files only")
+            throw ProvisionError(
+                .invalidInput,
+                "\(resolvedPath) is \(Self.describeType(info.st_mode)), not a regular file; provision reads and writes regular files only")
         }
-        var data = Data(count: Int(info.st_size))
+        let data = try Self.readAll(fd, size: Int(info.st_size), what: resolvedPath)
+        return .file(data, FileMeta(mode: UInt32(info.st_mode), uid: info.st_uid, gid: info.st_gid))
+    }
+
+    /// Reads an open regular file whole, refusing more than `maximumFileSize` bytes (st_size may
+    /// be 0 for /proc files, so the cap holds while reading too).
+    static func readAll(_ fd: Int32, size: Int, what: String, limit: Int = maximumFileSize) throws -> Data {
+        func tooLarge(_ bytes: Int) -> ProvisionError {
+            ProvisionError(
+                .invalidInput,
+                "\(what) is \(bytes) bytes; provision reads files of at most \(limit >> 20) MiB (is it really a configuration file?)")
+        }
+        guard size <= limit else { throw tooLarge(size) }
+        var data = Data(count: max(size, 4096))
         var offset = 0
         while true {
-            if offset == data.count { data.count += 4096 }
+            if offset == data.count {
+                guard data.count < limit + 1 else { throw tooLarge(offset) }
+                data.count = min(data.count * 2, limit + 1)
+            }
             let got = data.withUnsafeMutableBytes { buffer in
                 read(fd, buffer.baseAddress! + offset, buffer.count - offset)
             }
             if got < 0 {
                 if errno == EINTR { continue }
-                throw ProvisionError.io("cannot read", resolvedPath)
+                throw ProvisionError.io("cannot read", what)
             }
             if got == 0 { break }
             offset += got
+            if offset > limit { throw tooLarge(offset) }
         }
         data.count = offset
-        return .file(data, FileMeta(mode: UInt32(info.st_mode), uid: info.st_uid, gid: info.st_gid))
+        return data
+    }
+
+    static func describeType(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symlink"
+        default: return "not a regular file"
+        }
+    }
+
+    /// File type and metadata of a resolved host path without following a final symlink, nil
+    /// when nothing is there (or a symlink is on the way).
+    public func status(_ resolvedPath: String) -> stat? {
+        let fd = openBeneath(resolvedPath, provision_O_PATH | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        return fstat(fd, &info) == 0 ? info : nil
     }
 
     /// True when a directory exists at the resolved host path.
     public func isDirectory(_ resolvedPath: String) -> Bool {
-        var info = stat()
-        return stat(real(resolvedPath), &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        guard let info = status(resolvedPath) else { return false }
+        return (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Names in a directory (resolved host path), sorted; empty when it does not exist.
     public func list(_ resolvedPath: String) -> [String] {
-        guard let dir = opendir(real(resolvedPath)) else { return [] }
+        let fd = openBeneath(resolvedPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        guard fd >= 0 else { return [] }
+        guard let dir = fdopendir(fd) else {
+            close(fd)
+            return []
+        }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
@@ -157,101 +268,178 @@ public struct HostRoot: Sendable {
     /// Parent directories of `resolvedPath` that do not exist yet, outermost first.
     public func missingParents(of resolvedPath: String) -> [String] {
         var missing: [String] = []
-        var current = (resolvedPath as NSString).deletingLastPathComponent
+        var current = Self.split(resolvedPath).directory
         while current != "/" && !isDirectory(current) {
             missing.insert(current, at: 0)
-            current = (current as NSString).deletingLastPathComponent
+            current = Self.split(current).directory
         }
         return missing
+    }
+
+    // MARK: writing (the engine's alone)
+
+    /// Creates the missing directories of a resolved host path (mode 0755), each through the
+    /// descriptor of its parent.
+    func createDirectories(_ resolvedPath: String) throws {
+        for directory in missingParents(of: resolvedPath + "/x") {
+            let (parent, name) = Self.split(directory)
+            let parentFD = try openDirectory(parent)
+            defer { close(parentFD) }
+            guard mkdirat(parentFD, name, 0o755) == 0 || errno == EEXIST else {
+                throw ProvisionError.io("cannot create directory", directory)
+            }
+            fsync(parentFD)
+        }
     }
 
     /// Replaces (or creates) a file atomically: temp file in the same directory, owner, mode and
     /// extended attributes set, fsync, rename over, fsync the directory. Readers see the old file or
     /// the new one, never a mixture.
-    public func writeAtomically(_ resolvedPath: String, content: Data, meta: FileMeta) throws {
-        for dir in missingParents(of: resolvedPath) {
-            guard mkdir(real(dir), 0o755) == 0 || errno == EEXIST else {
-                throw ProvisionError.io("cannot create directory", dir)
-            }
-        }
-        let target = real(resolvedPath)
-        let directory = (target as NSString).deletingLastPathComponent
-        let name = (target as NSString).lastPathComponent
-        var template = Array("\(directory)/.\(name).provision-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { provision_mkostemp($0.baseAddress!, O_CLOEXEC) }
-        guard fd >= 0 else { throw ProvisionError.io("cannot create a temporary file next to", resolvedPath) }
-        let tempPath = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    func writeAtomically(_ resolvedPath: String, content: Data, meta: FileMeta) throws {
+        let (directory, name) = Self.split(resolvedPath)
+        try createDirectories(directory)
+        let dirFD = try openDirectory(directory)
+        defer { close(dirFD) }
+        let (fd, tempName) = try Self.createTemporary(in: dirFD, named: name, what: resolvedPath)
         var committed = false
         defer {
-            if !committed { unlink(tempPath) }
+            if !committed { unlinkat(dirFD, tempName, 0) }
         }
         do {
             defer { close(fd) }
-            try content.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let wrote = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if wrote < 0 {
-                        if errno == EINTR { continue }
-                        throw ProvisionError.io("cannot write", resolvedPath)
-                    }
-                    offset += wrote
-                }
+            try Self.writeAll(fd, content, what: resolvedPath)
+            let old = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            if old >= 0 {
+                copyExtendedAttributes(from: old, to: fd)
+                close(old)
             }
-            copyExtendedAttributes(from: target, to: fd)
             guard fchown(fd, meta.uid, meta.gid) == 0 else { throw ProvisionError.io("cannot set owner of", resolvedPath) }
             guard fchmod(fd, mode_t(meta.mode)) == 0 else { throw ProvisionError.io("cannot set mode of", resolvedPath) }
             guard fsync(fd) == 0 else { throw ProvisionError.io("cannot sync", resolvedPath) }
         }
-        guard rename(tempPath, target) == 0 else { throw ProvisionError.io("cannot replace", resolvedPath) }
+        guard renameat(dirFD, tempName, dirFD, name) == 0 else { throw ProvisionError.io("cannot replace", resolvedPath) }
         committed = true
-        syncDirectory(directory)
+        fsync(dirFD)
+    }
+
+    /// A new file `.NAME.provision-XXXXXX` (mode 0600) in an open directory. The pattern is what
+    /// `removeOrphans` looks for after a crash.
+    static func createTemporary(in dirFD: Int32, named name: String, what: String) throws -> (fd: Int32, name: String) {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        for _ in 0..<100 {
+            let suffix = String((0..<6).map { _ in alphabet.randomElement()! })
+            let tempName = ".\(name.prefix(200)).provision-\(suffix)"
+            let fd = openat(dirFD, tempName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                return (fd, tempName)
+            }
+            guard errno == EEXIST else { break }
+        }
+        throw ProvisionError.io("cannot create a temporary file next to", what)
+    }
+
+    static func writeAll(_ fd: Int32, _ content: Data, what: String) throws {
+        try content.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let wrote = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if wrote < 0 {
+                    if errno == EINTR { continue }
+                    throw ProvisionError.io("cannot write", what)
+                }
+                offset += wrote
+            }
+        }
     }
 
     /// Changes only owner and mode, in place, when the content is already right.
-    public func setMeta(_ resolvedPath: String, _ meta: FileMeta) throws {
-        let target = real(resolvedPath)
-        guard lchown(target, meta.uid, meta.gid) == 0 else { throw ProvisionError.io("cannot set owner of", resolvedPath) }
-        guard chmod(target, mode_t(meta.mode)) == 0 else { throw ProvisionError.io("cannot set mode of", resolvedPath) }
+    func setMeta(_ resolvedPath: String, _ meta: FileMeta) throws {
+        let fd = openBeneath(resolvedPath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw ProvisionError.io("cannot open", resolvedPath) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ProvisionError(.invalidInput, "\(resolvedPath) is not a regular file")
+        }
+        guard fchown(fd, meta.uid, meta.gid) == 0 else { throw ProvisionError.io("cannot set owner of", resolvedPath) }
+        guard fchmod(fd, mode_t(meta.mode)) == 0 else { throw ProvisionError.io("cannot set mode of", resolvedPath) }
+        fsync(fd)
     }
 
-    public func remove(_ resolvedPath: String) throws {
-        let target = real(resolvedPath)
-        guard unlink(target) == 0 || errno == ENOENT else { throw ProvisionError.io("cannot remove", resolvedPath) }
-        syncDirectory((target as NSString).deletingLastPathComponent)
+    func remove(_ resolvedPath: String) throws {
+        let (directory, name) = Self.split(resolvedPath)
+        let dirFD: Int32
+        do {
+            dirFD = try openDirectory(directory)
+        } catch let error as ProvisionError where error.kind == .io && !isDirectory(directory) {
+            return  // its directory is gone, so is the file
+        }
+        defer { close(dirFD) }
+        guard unlinkat(dirFD, name, 0) == 0 || errno == ENOENT else { throw ProvisionError.io("cannot remove", resolvedPath) }
+        fsync(dirFD)
     }
 
     /// Removes a directory if it is empty; true when it was removed.
     @discardableResult
-    public func removeDirectoryIfEmpty(_ resolvedPath: String) -> Bool {
-        rmdir(real(resolvedPath)) == 0
+    func removeDirectoryIfEmpty(_ resolvedPath: String) -> Bool {
+        let (directory, name) = Self.split(resolvedPath)
+        guard let dirFD = try? openDirectory(directory) else { return false }
+        defer { close(dirFD) }
+        guard unlinkat(dirFD, name, AT_REMOVEDIR) == 0 else { return false }
+        fsync(dirFD)
+        return true
     }
 
-    private func syncDirectory(_ realDirectory: String) {
-        let fd = open(realDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        fsync(fd)
-        close(fd)
+    /// Removes temporary files a killed run left in these directories (`.NAME.provision-XXXXXX`);
+    /// returns the host paths removed.
+    func removeOrphans(in directories: Set<String>) -> [String] {
+        var removed: [String] = []
+        for directory in directories.sorted() {
+            guard let dirFD = try? openDirectory(directory) else { continue }
+            defer { close(dirFD) }
+            for name in list(directory) where Self.isTemporaryName(name) {
+                var info = stat()
+                guard fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+                if unlinkat(dirFD, name, 0) == 0 {
+                    removed.append((directory == "/" ? "" : directory) + "/" + name)
+                }
+            }
+            if !removed.isEmpty { fsync(dirFD) }
+        }
+        return removed
+    }
+
+    static func isTemporaryName(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let marker = name.range(of: ".provision-", options: .backwards) else { return false }
+        let suffix = name[marker.upperBound...]
+        return suffix.count == 6 && suffix.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } && marker.lowerBound > name.index(after: name.startIndex)
     }
 
     /// Carries SELinux labels, ACLs and other xattrs of the file being replaced over to its
     /// successor. Attributes the file system refuses are skipped: the content still lands.
-    private func copyExtendedAttributes(from source: String, to fd: Int32) {
-        let size = listxattr(source, nil, 0)
+    private func copyExtendedAttributes(from source: Int32, to fd: Int32) {
+        let size = flistxattr(source, nil, 0)
         guard size > 0 else { return }
         var names = [CChar](repeating: 0, count: size)
-        let got = listxattr(source, &names, size)
+        let got = flistxattr(source, &names, size)
         guard got > 0 else { return }
         var start = 0
         for index in 0..<got where names[index] == 0 {
             let name = String(decoding: names[start..<index].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             start = index + 1
-            let valueSize = getxattr(source, name, nil, 0)
+            let valueSize = fgetxattr(source, name, nil, 0)
             guard valueSize >= 0 else { continue }
             var value = [UInt8](repeating: 0, count: max(valueSize, 1))
-            let read = getxattr(source, name, &value, valueSize)
+            let read = fgetxattr(source, name, &value, valueSize)
             guard read >= 0 else { continue }
             _ = fsetxattr(fd, name, value, read, 0)
         }
     }
+}
+
+/// The root directory's descriptor, shared by copies of a `HostRoot` and closed with the last.
+private final class RootHandle: Sendable {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
 }

@@ -19,8 +19,8 @@ public final class HostView {
     }
 
     /// The root as it is, with its facts: for commands that only read (`provision devices`).
-    public convenience init(root: HostRoot) {
-        self.init(root: root, facts: Facts.gather(root))
+    public convenience init(root: HostRoot) throws {
+        self.init(root: root, facts: try Facts.gather(root))
     }
 
     public var isLiveHost: Bool { root.isLiveHost }
@@ -45,8 +45,7 @@ public final class HostView {
     /// it: some sysfs files (a device's `rom`) may not be read casually.
     public func entryExists(_ path: String) -> Bool {
         guard let resolved = try? root.resolve(HostRoot.normalize(path)) else { return false }
-        var info = stat()
-        return lstat(root.real(resolved), &info) == 0
+        return root.status(resolved) != nil
     }
 
     /// A PCI function's option ROM from ROOT/sys. On the live host the kernel hides it until asked:
@@ -55,17 +54,24 @@ public final class HostView {
     public func pciROM(_ address: String, maxBytes: Int) throws -> Data {
         let path = "/sys/bus/pci/devices/\(address)/rom"
         guard entryExists(path) else { throw ProvisionError(.notFound, "\(address) exposes no ROM (no \(path))") }
-        let real = root.real(try root.resolve(path))
+        let resolved = try root.resolve(path)
         /// sysfs attributes take one write(2); no temp files, no renames.
         func poke(_ value: String) -> Bool {
-            let fd = open(real, O_WRONLY | O_CLOEXEC)
+            let fd = root.openBeneath(resolved, O_WRONLY)
             guard fd >= 0 else { return false }
             defer { close(fd) }
             return value.withCString { write(fd, $0, strlen($0)) } > 0
         }
         if isLiveHost && !poke("1") { throw ProvisionError.io("cannot enable the ROM of", address) }
         defer { if isLiveHost { _ = poke("0") } }
-        return try Fetch.localFile(real, maxBytes: maxBytes)
+        let fd = root.openBeneath(resolved, O_RDONLY | O_NONBLOCK)
+        guard fd >= 0 else { throw ProvisionError.io("cannot read the ROM of", address) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ProvisionError(.invalidInput, "\(path) is not a regular file")
+        }
+        return try HostRoot.readAll(fd, size: Int(info.st_size), what: path, limit: maxBytes)
     }
 
     /// The last component of a symlink's target ("nvidia" for …/drivers/nvidia), or nil.
@@ -73,8 +79,8 @@ public final class HostView {
         guard let normalized = try? HostRoot.normalize(path) else { return nil }
         let parent = (normalized as NSString).deletingLastPathComponent
         guard let resolvedParent = try? root.resolve(parent) else { return nil }
-        let link = root.real(resolvedParent == "/" ? "/" + (normalized as NSString).lastPathComponent : resolvedParent + "/" + (normalized as NSString).lastPathComponent)
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
+        let link = (resolvedParent == "/" ? "" : resolvedParent) + "/" + (normalized as NSString).lastPathComponent
+        guard let target = root.linkTarget(link) else { return nil }
         return (target as NSString).lastPathComponent
     }
 

@@ -86,7 +86,7 @@ public struct Planner: Sendable {
 
     public func plan(_ recipe: Recipe, overrides: [String: String] = [:]) throws -> Plan {
         let vars = try Self.resolveVars(recipe, overrides: overrides)
-        let facts = Facts.gather(root)
+        let facts = try Facts.gather(root)
         let view = HostView(root: root, facts: facts)
         var results: [StepResult] = []
         var firstSeen: [String] = []

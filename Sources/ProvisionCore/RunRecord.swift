@@ -61,6 +61,11 @@ public struct RunRecord: Sendable, Codable {
     public var notices: [Notice]
     /// Runs this rollback (or recovery) undid.
     public var undid: [Int]?
+    /// For a recovery: what the interrupted run was (apply or rollback).
+    public var undoneAction: Action?
+    /// Handlers that failed (in this run or before) and have not run successfully since: the next
+    /// apply runs them again, however many runs, recoveries or crashes lie between.
+    public var pendingHandlers: [HandlerAction]?
     public var host: String
     public var user: String
     public var version: String

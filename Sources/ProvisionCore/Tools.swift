@@ -24,8 +24,7 @@ extension HostRoot {
     public func tool(_ name: String) -> String? {
         for candidate in Tools.candidates(name) {
             guard let normalized = try? HostRoot.normalize(candidate), let resolved = try? resolve(normalized) else { continue }
-            var info = stat()
-            if stat(real(resolved), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 {
+            if let info = status(resolved), (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 {
                 return candidate
             }
         }

@@ -29,8 +29,8 @@ public struct Verifier {
     public let host: HostView
     let lister: ImageLister
 
-    public init(root: HostRoot) {
-        host = HostView(root: root)
+    public init(root: HostRoot) throws {
+        host = try HostView(root: root)
         lister = ImageLister(root: root)
     }
 

@@ -53,7 +53,7 @@ func median(_ values: [Double]) -> Double {
 }
 
 func engine(_ root: String) -> Engine {
-    let engine = Engine(root: try! HostRoot(root), registry: builtinRegistry)
+    let engine = try! Engine(root: try! HostRoot(root), registry: builtinRegistry)
     engine.runHandlers = false
     return engine
 }

@@ -12,7 +12,7 @@ struct DevicesCommand: ParsableCommand {
 
     func run() throws {
         try runReporting(json: global.json) {
-            let host = HostView(root: try HostRoot(global.root))
+            let host = try HostView(root: try HostRoot(global.root))
             var text: String?
             if let lspci {
                 guard let data = FileManager.default.contents(atPath: lspci) else { throw ProvisionError(.notFound, "cannot read \(lspci)") }

@@ -18,7 +18,7 @@ struct GlobalOptions: ParsableArguments {
     var lockTimeout: Double = 300
 
     func engine() throws -> Engine {
-        let engine = Engine(root: try HostRoot(root), historyPath: history, registry: builtinRegistry)
+        let engine = try Engine(root: try HostRoot(root), historyPath: history, registry: builtinRegistry)
         engine.lockTimeout = lockTimeout
         return engine
     }

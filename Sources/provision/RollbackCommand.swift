@@ -29,10 +29,12 @@ struct RollbackCommand: ParsableCommand {
             if global.json {
                 Output.printJSON(RollbackDocument(
                     run: report.record.run, commit: report.commit, undid: report.record.undid ?? [],
-                    files: report.changes.map(FileDocument.init), handlers: handlers, drift: report.drift))
+                    files: report.changes.map(FileDocument.init), handlers: handlers, drift: report.drift,
+                    recovered: report.recovered.flatMap { $0.run == report.record.run ? nil : $0.undid?.first }))
                 return
             }
             var out = ""
+            if let recovered = report.recovered, recovered.run != report.record.run { out += "recovered first: \(recovered.summary)\n" }
             for change in report.changes { out += change.diff }
             for handler in handlers { out += "handler: \(handler.argv.joined(separator: " ")): \(handler.status)\n" }
             if !report.drift.isEmpty { out += "overwrote hand edits (kept in history): \(report.drift.joined(separator: ", "))\n" }
@@ -49,4 +51,6 @@ struct RollbackDocument: Encodable {
     var files: [FileDocument]
     var handlers: [HandlerDocument]
     var drift: [String]
+    /// An interrupted run undone first.
+    var recovered: Int?
 }

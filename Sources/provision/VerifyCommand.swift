@@ -22,7 +22,7 @@ struct VerifyCommand: ParsableCommand {
         var failed = false
         try runReporting(json: global.json) {
             let engine = try global.engine()
-            let verifier = Verifier(root: engine.root)
+            let verifier = try Verifier(root: engine.root)
             let expected = try verifier.expectations(from: try engine.lastApplied())
             let checks = verifier.run(expected)
             failed = checks.contains { $0.status == .fail }

@@ -1,6 +1,6 @@
 import Foundation
 import CSystem
-import ProvisionCore
+@testable import ProvisionCore
 import ProvisionTestSupport
 import Testing
 
