@@ -1,14 +1,12 @@
+import CGit2
 import Foundation
 
 /// Unified diffs (as `diff -u` and git print them) for plan output, drift refusals and `show`.
+/// The diff itself is libgit2's (git's xdiff): linear in memory, and the same hunks `git log -p`
+/// shows for the history.
 public enum Diff {
-    enum Edit: Equatable {
-        case same(Int, Int)
-        case delete(Int)
-        case insert(Int)
-    }
-
     /// Describes a change of one file: content diff, and owner/mode changes on their own lines.
+    /// Password hashes in shadow files never leave the process (`Secrets`).
     public static func describe(path: String, before: FileState, after: FileState) -> String {
         var out = ""
         if let old = before.meta, let new = after.meta {
@@ -21,156 +19,109 @@ public enum Diff {
         if oldData != newData {
             out += unified(
                 old: oldData ?? Data(), new: newData ?? Data(),
-                oldLabel: oldData == nil ? "/dev/null" : "a\(path)", newLabel: newData == nil ? "/dev/null" : "b\(path)")
+                oldLabel: oldData == nil ? "/dev/null" : "a\(path)", newLabel: newData == nil ? "/dev/null" : "b\(path)",
+                redact: Secrets.redactor(for: path))
         }
         return out
     }
 
-    public static func unified(old: Data, new: Data, oldLabel: String, newLabel: String, context: Int = 3) -> String {
-        guard let oldText = String(data: old, encoding: .utf8), let newText = String(data: new, encoding: .utf8),
-            !old.contains(0), !new.contains(0)
+    /// `redact` rewrites each printed line (and a hunk header's context text) before it is output.
+    public static func unified(
+        old: Data, new: Data, oldLabel: String, newLabel: String, context: Int = 3, redact: ((Substring) -> String)? = nil
+    ) -> String {
+        guard String(data: old, encoding: .utf8) != nil, String(data: new, encoding: .utf8) != nil, !old.contains(0), !new.contains(0)
         else {
             return "Binary files \(oldLabel) and \(newLabel) differ (\(old.count) -> \(new.count) bytes)\n"
         }
-        let a = lines(oldText), b = lines(newText)
-        // A missing final newline makes a line differ, as in diff -u.
-        let edits = script(a.map { $0.text + ($0.terminated ? "\n" : "") }, b.map { $0.text + ($0.terminated ? "\n" : "") })
+        // libgit2 keeps pointers into both buffers for the patch's life: read it inside the closures.
+        return old.withUnsafeBytes { oldBytes in
+            new.withUnsafeBytes { newBytes in
+                patchText(oldBytes, newBytes, oldLabel: oldLabel, newLabel: newLabel, context: context, redact: redact)
+            }
+        }
+    }
+
+    private static func patchText(
+        _ oldBytes: UnsafeRawBufferPointer, _ newBytes: UnsafeRawBufferPointer, oldLabel: String, newLabel: String, context: Int,
+        redact: ((Substring) -> String)?
+    ) -> String {
+        GitRepository.initialize()
+        var options = git_diff_options()
+        git_diff_options_init(&options, UInt32(GIT_DIFF_OPTIONS_VERSION))
+        options.context_lines = UInt32(context)
+        options.flags = GIT_DIFF_FORCE_TEXT.rawValue
+        var patch: OpaquePointer?
+        let status = git_patch_from_buffers(
+            &patch, oldBytes.baseAddress, oldBytes.count, oldLabel, newBytes.baseAddress, newBytes.count, newLabel, &options)
         var out = "--- \(oldLabel)\n+++ \(newLabel)\n"
-        for hunk in hunks(edits, context: context) {
-            var oldCount = 0, newCount = 0
-            var body = ""
-            for edit in hunk.edits {
-                switch edit {
-                case .same(let i, _):
-                    oldCount += 1; newCount += 1
-                    body += " " + a[i].text + "\n" + (a[i].terminated ? "" : "\\ No newline at end of file\n")
-                case .delete(let i):
-                    oldCount += 1
-                    body += "-" + a[i].text + "\n" + (a[i].terminated ? "" : "\\ No newline at end of file\n")
-                case .insert(let j):
-                    newCount += 1
-                    body += "+" + b[j].text + "\n" + (b[j].terminated ? "" : "\\ No newline at end of file\n")
+        guard status == 0, let patch else {
+            return out + "(no diff: \(GitRepository.lastError("libgit2").message))\n"
+        }
+        defer { git_patch_free(patch) }
+        for hunkIndex in 0..<git_patch_num_hunks(patch) {
+            var hunk: UnsafePointer<git_diff_hunk>?
+            var lineCount = 0
+            guard git_patch_get_hunk(&hunk, &lineCount, patch, hunkIndex) == 0, let hunk else { continue }
+            let h = hunk.pointee
+            out += "@@ -\(range(Int(h.old_start), Int(h.old_lines))) +\(range(Int(h.new_start), Int(h.new_lines))) @@"
+            let header = withUnsafeBytes(of: h.header) { raw in
+                String(decoding: raw.prefix(Int(h.header_len)), as: UTF8.self)
+            }
+            // git's function context after the second "@@", as `git log -p` shows it.
+            if let close = header.range(of: "@@", options: [], range: header.index(header.startIndex, offsetBy: 2)..<header.endIndex) {
+                let context = header[close.upperBound...].trimmingCharacters(in: .newlines)
+                if !context.isEmpty {
+                    let text = context.drop { $0 == " " }
+                    out += " " + (redact?(text) ?? String(text))
                 }
             }
-            out += "@@ -\(range(hunk.oldStart, oldCount)) +\(range(hunk.newStart, newCount)) @@\n" + body
+            out += "\n"
+            for lineIndex in 0..<lineCount {
+                var line: UnsafePointer<git_diff_line>?
+                guard git_patch_get_line_in_hunk(&line, patch, hunkIndex, lineIndex) == 0, let line else { continue }
+                let origin = UInt8(bitPattern: line.pointee.origin)
+                switch origin {
+                case UInt8(ascii: " "), UInt8(ascii: "+"), UInt8(ascii: "-"):
+                    let bytes = UnsafeRawBufferPointer(start: line.pointee.content, count: line.pointee.content_len)
+                    var text = Substring(String(decoding: bytes, as: UTF8.self))
+                    if text.hasSuffix("\n") { text = text.dropLast() }
+                    out += String(UnicodeScalar(origin)) + (redact?(text) ?? String(text)) + "\n"
+                case UInt8(ascii: "="), UInt8(ascii: ">"), UInt8(ascii: "<"):
+                    out += "\\ No newline at end of file\n"
+                default:
+                    continue
+                }
+            }
         }
         return out
     }
 
+    /// diff -u ranges: "start,count", "start" when one line, and the line before for an empty range.
     private static func range(_ start: Int, _ count: Int) -> String {
-        // diff -u numbers from 1; an empty range names the line before it.
-        let first = count == 0 ? start : start + 1
-        return count == 1 ? "\(first)" : "\(first),\(count)"
+        count == 1 ? "\(start)" : "\(start),\(count)"
+    }
+}
+
+/// Password hashes in /etc/shadow and /etc/gshadow belong to their users: history keeps the real
+/// bytes (it is 0700), but every diff, JSON document and message shows the field redacted.
+public enum Secrets {
+    public static let files: Set<String> = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"]
+
+    public static func redactor(for path: String) -> ((Substring) -> String)? {
+        guard files.contains(path) else { return nil }
+        return { line in redact(line) }
     }
 
-    struct Line {
-        var text: String
-        var terminated: Bool
-    }
-
-    static func lines(_ text: String) -> [Line] {
-        var parts = text.split(separator: "\n", omittingEmptySubsequences: false).map { Line(text: String($0), terminated: true) }
-        if parts.last?.text == "" {
-            parts.removeLast()
-        } else if !parts.isEmpty {
-            parts[parts.count - 1].terminated = false
-        }
-        return parts
-    }
-
-    /// Myers' O((N+M)D) shortest edit script.
-    static func script(_ a: [String], _ b: [String]) -> [Edit] {
-        let n = a.count, m = b.count
-        let maxD = n + m
-        if maxD == 0 { return [] }
-        let offset = maxD
-        var v = [Int](repeating: 0, count: 2 * maxD + 2)
-        var trace: [[Int]] = []
-        outer: for d in 0...maxD {
-            trace.append(v)
-            for k in stride(from: -d, through: d, by: 2) {
-                var x: Int
-                if k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1]) {
-                    x = v[offset + k + 1]
-                } else {
-                    x = v[offset + k - 1] + 1
-                }
-                var y = x - k
-                while x < n && y < m && a[x] == b[y] {
-                    x += 1
-                    y += 1
-                }
-                v[offset + k] = x
-                if x >= n && y >= m { break outer }
-            }
-        }
-        var edits: [Edit] = []
-        var x = n, y = m
-        for d in stride(from: trace.count - 1, through: 0, by: -1) {
-            let v = trace[d]
-            let k = x - y
-            let prevK: Int
-            if k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1]) {
-                prevK = k + 1
-            } else {
-                prevK = k - 1
-            }
-            let prevX = d == 0 ? 0 : v[offset + prevK]
-            let prevY = prevX - prevK
-            while x > prevX && y > prevY {
-                x -= 1
-                y -= 1
-                edits.append(.same(x, y))
-            }
-            if d > 0 {
-                if x == prevX {
-                    y -= 1
-                    edits.append(.insert(y))
-                } else {
-                    x -= 1
-                    edits.append(.delete(x))
-                }
-            }
-        }
-        return edits.reversed()
-    }
-
-    struct Hunk {
-        var oldStart: Int
-        var newStart: Int
-        var edits: [Edit]
-    }
-
-    static func hunks(_ edits: [Edit], context: Int) -> [Hunk] {
-        // Where each edit starts in the old and new file.
-        var positions: [(old: Int, new: Int)] = []
-        var oldPos = 0, newPos = 0
-        for edit in edits {
-            positions.append((oldPos, newPos))
-            switch edit {
-            case .same: oldPos += 1; newPos += 1
-            case .delete: oldPos += 1
-            case .insert: newPos += 1
-            }
-        }
-        let changed = edits.indices.filter { if case .same = edits[$0] { return false } else { return true } }
-        guard !changed.isEmpty else { return [] }
-        var groups: [Hunk] = []
-        func close(_ start: Int, _ end: Int) {
-            groups.append(Hunk(oldStart: positions[start].old, newStart: positions[start].new, edits: Array(edits[start...end])))
-        }
-        var start = max(0, changed[0] - context)
-        var end = min(edits.count - 1, changed[0] + context)
-        for index in changed.dropFirst() {
-            if index - context <= end + 1 {
-                end = min(edits.count - 1, index + context)
-            } else {
-                close(start, end)
-                start = max(0, index - context)
-                end = min(edits.count - 1, index + context)
-            }
-        }
-        close(start, end)
-        return groups
+    /// `name:HASH:rest` -> `name:<redacted>:rest`, keeping a lock prefix (`!`) and the markers that
+    /// are not secrets (empty, `*`, `!`, `!!`, `x`).
+    public static func redact(_ line: Substring) -> String {
+        let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard fields.count >= 2 else { return String(line) }
+        let lock = fields[1].prefix { $0 == "!" }
+        let rest = fields[1].dropFirst(lock.count)
+        guard !rest.isEmpty, rest != "*", rest != "x" else { return String(line) }
+        var out = String(fields[0]) + ":" + String(lock) + "<redacted>"
+        if fields.count == 3 { out += ":" + String(fields[2]) }
+        return out
     }
 }

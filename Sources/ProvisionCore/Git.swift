@@ -63,6 +63,9 @@ final class GitRepository {
         return true
     }()
 
+    /// For libgit2 users that need no repository (buffer diffs).
+    static func initialize() { _ = initialized }
+
     private init(handle: OpaquePointer, path: String) {
         self.handle = handle
         self.path = path
