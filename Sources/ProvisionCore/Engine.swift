@@ -423,13 +423,28 @@ public final class Engine {
                 FaultInjection.didWrite()
             }
         } catch {
+            // The reserve gives back the room the files already written need to be put back.
+            reserve?.release()
+            var restoreFailure: Error?
             for change in written.reversed() {
-                try? write(FileChange(path: change.path, before: change.after, after: change.before))
+                do {
+                    try write(FileChange(path: change.path, before: change.after, after: change.before))
+                } catch {
+                    restoreFailure = restoreFailure ?? error
+                }
             }
             for directory in created.reversed() { root.removeDirectoryIfEmpty(directory) }
-            reserve?.release()
+            let message = (error as? ProvisionError)?.message ?? "\(error)"
+            if let restoreFailure {
+                throw ProvisionError(
+                    .io,
+                    "\(message); putting back the files already written failed too (\(restoreFailure)). The journal is kept: "
+                        + "the next provision apply or rollback restores them from history")
+            }
             if !work.journalOnDisk { Journal.remove(history.journalPath) }
-            throw error
+            guard !written.isEmpty else { throw error }
+            throw ProvisionError(
+                (error as? ProvisionError)?.kind ?? .io, "\(message); the \(written.count) file(s) already written were put back, nothing changed")
         }
         for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
         let entries = runner.run(work.handlers, changed: Set(work.changes.map(\.path)), retry: work.retry)

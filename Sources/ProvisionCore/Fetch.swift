@@ -33,15 +33,21 @@ public enum Fetch {
     }
 
     /// A file on this machine (not in the root), e.g. next to the recipe; at most `maxBytes`.
+    /// Opened without blocking and checked before reading, so a FIFO or a device is refused
+    /// instead of hanging the run.
     public static func localFile(_ path: String, maxBytes: Int) throws -> Data {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { throw ProvisionError.io("cannot read", path) }
+        defer { close(fd) }
         var info = stat()
-        guard stat(path, &info) == 0 else { throw ProvisionError.io("cannot read", path) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ProvisionError(.invalidInput, "\(path) is not a regular file") }
+        guard fstat(fd, &info) == 0 else { throw ProvisionError.io("cannot stat", path) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ProvisionError(.invalidInput, "\(path) is \(HostRoot.describeType(info.st_mode)), not a regular file")
+        }
         guard Int(info.st_size) <= maxBytes else {
             throw ProvisionError(.invalidInput, "\(path) is \(info.st_size) bytes, more than the limit of \(maxBytes)")
         }
-        guard let data = FileManager.default.contents(atPath: path) else { throw ProvisionError.io("cannot read", path) }
-        return data
+        return try HostRoot.readAll(fd, size: Int(info.st_size), what: path, limit: maxBytes)
     }
 }
 

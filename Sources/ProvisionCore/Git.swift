@@ -194,17 +194,22 @@ final class GitRepository {
             return 0
         }
         _ = git_odb_foreach(odb, callback, Unmanaged.passUnretained(found).toOpaque())
-        var newest: (id: ObjectID, time: Int64)?
+        var commits: [(id: ObjectID, time: Int64)] = []
+        var parents: Set<ObjectID> = []
         for var oid in found.ids {
             var size = 0
             var type = GIT_OBJECT_INVALID
             guard git_odb_read_header(&size, &type, odb, &oid) == 0, type == GIT_OBJECT_COMMIT else { continue }
             var commit: OpaquePointer?
             guard git_commit_lookup(&commit, handle, &oid) == 0, let commit else { continue }
-            let time = Int64(git_commit_time(commit))
+            commits.append((ObjectID(oid), Int64(git_commit_time(commit))))
+            for index in 0..<git_commit_parentcount(commit) {
+                if let parent = git_commit_parent_id(commit, index) { parents.insert(ObjectID(parent.pointee)) }
+            }
             git_commit_free(commit)
-            if newest == nil || time > newest!.time { newest = (ObjectID(oid), time) }
         }
+        // The newest commit no other commit builds on: the lost tip.
+        let newest = commits.filter { !parents.contains($0.id) }.max { $0.time < $1.time }
         return newest?.id
     }
 

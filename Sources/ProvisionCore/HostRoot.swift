@@ -72,7 +72,7 @@ public struct HostRoot: Sendable {
         guard resolved == normalized else {
             throw ProvisionError(
                 .pathEscape,
-                "\(source) names \(normalized), but in \(path) it now resolves through a symlink to \(resolved); "
+                "\(source) names \(normalized), but in \(path) it now resolves through a symlink to \(resolved) (inside the root); "
                     + "something changed the directories since it was recorded. Refusing to write through it, nothing changed")
         }
         return normalized
@@ -193,7 +193,7 @@ public struct HostRoot: Sendable {
         func tooLarge(_ bytes: Int) -> ProvisionError {
             ProvisionError(
                 .invalidInput,
-                "\(what) is \(bytes) bytes; provision reads files of at most \(limit >> 20) MiB (is it really a configuration file?)")
+                "\(what) is \(bytes) bytes or more; provision reads files of at most \(limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit) bytes") (is it really a configuration file?)")
         }
         guard size <= limit else { throw tooLarge(size) }
         var data = Data(count: max(size, 4096))

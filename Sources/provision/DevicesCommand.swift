@@ -15,7 +15,7 @@ struct DevicesCommand: ParsableCommand {
             let host = try HostView(root: try HostRoot(global.root))
             var text: String?
             if let lspci {
-                guard let data = FileManager.default.contents(atPath: lspci) else { throw ProvisionError(.notFound, "cannot read \(lspci)") }
+                let data = try Fetch.localFile(lspci, maxBytes: HostRoot.maximumFileSize)
                 text = String(decoding: data, as: UTF8.self)
             }
             let report = try DeviceReport.read(host, lspci: text, lspciFile: lspci ?? "lspci")
