@@ -40,7 +40,7 @@ let package = Package(
             name: "ProvisionBootloader", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
             path: "Plugins/Bootloader"),
         .target(
-            name: "ProvisionModprobe", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
+            name: "ProvisionModprobe", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd", "ProvisionDevices"],
             path: "Plugins/Modprobe"),
         .target(
             name: "ProvisionPlugins",

@@ -80,8 +80,13 @@ for family, spec in FAMILIES.items():
         rel = paths[address]
         base = os.path.join(sys_root, rel)
         sub_vendor, sub_device = subsystem.split(":")
+        code = int(klass, 16)
+        # As drivers/pci/pci-driver.c prints it: what modprobe matches against modules.alias.
+        modalias = "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X" % (
+            int(vendor, 16), int(device, 16), int(sub_vendor, 16), int(sub_device, 16), code >> 16, (code >> 8) & 0xff, code & 0xff)
         for name, value in [("vendor", "0x" + vendor), ("device", "0x" + device), ("class", klass),
-                            ("subsystem_vendor", "0x" + sub_vendor), ("subsystem_device", "0x" + sub_device)] + list(extra.items()):
+                            ("subsystem_vendor", "0x" + sub_vendor), ("subsystem_device", "0x" + sub_device),
+                            ("modalias", modalias)] + list(extra.items()):
             write(os.path.join(base, name), value + "\n" if value else "")
         up = "../" * rel.count("/")
         if driver:

@@ -3,7 +3,8 @@ import ProvisionCore
 
 /// `gpu.select`: picks the guest GPU (`auto`: the one that is not the boot VGA device), checks that
 /// it can be passed through, and exports `facts.gpu` for the later steps: its functions' ids and
-/// addresses, vendor, the drivers to hold back, and how to bind it.
+/// addresses, vendor, the kernel modules that would claim any of them (from their modaliases), and
+/// how to bind it.
 public struct GPUSelect: StepPlugin {
     public init() {}
     public let kind = "gpu.select"
@@ -17,16 +18,6 @@ public struct GPUSelect: StepPlugin {
             "identical_ids", .choice(["refuse", "bind-by-address"]), default: "refuse",
             help: "when the host GPU has the same ids: refuse, or bind by PCI address (vfio.bind-address) instead of ids"),
     ]
-
-    /// Drivers that claim cards of each vendor (and so must wait for vfio-pci).
-    static func drivers(for vendor: String) -> [String] {
-        switch vendor {
-        case "nvidia": return ["nvidia", "nouveau"]
-        case "amd": return ["amdgpu", "radeon"]
-        case "intel": return ["i915", "xe"]
-        default: return []
-        }
-    }
 
     public func plan(_ step: StepContext) throws -> StepPlan {
         let options = step.options
@@ -79,10 +70,10 @@ public struct GPUSelect: StepPlugin {
         }
 
         let vendor = gpu.device.vendorName
-        var drivers = Self.drivers(for: vendor)
-        for function in gpu.functions where function.isDisplay {
-            if let driver = function.driver, driver != "vfio-pci", !drivers.contains(driver) { drivers.append(driver) }
-        }
+        // Every function that leaves the host, each with the modules that would claim it.
+        let resolved = try FunctionDrivers.resolve(gpu.functions + gpu.groupCompanions, host: step.host)
+        notices += resolved.notices
+        let drivers = resolved.modules
         let exports: [String: Value] = [
             "gpu": .map([
                 "address": .string(gpu.device.address),
@@ -92,6 +83,15 @@ public struct GPUSelect: StepPlugin {
                 "ids": .list(gpu.ids.map { .string($0) }),
                 "vendor": .string(vendor),
                 "drivers": .list(drivers.map { .string($0) }),
+                "functions": .list(
+                    resolved.functions.map { function in
+                        .map([
+                            "address": .string(function.device.address),
+                            "id": .string(function.device.id),
+                            "modalias": .string(function.device.modalias ?? ""),
+                            "drivers": .list(function.modules.map { .string($0) }),
+                        ])
+                    }),
                 "boot_vga": .bool(gpu.device.bootVGA),
                 "group": gpu.group.map { .int($0) } ?? .string(""),
                 "bind": .string(bind),

@@ -19,6 +19,9 @@ public struct PCIDevice: Sendable, Codable, Hashable {
     public var hasROM: Bool
     public var name: String?
     public var className: String?
+    /// What the kernel matches drivers against (sysfs `modalias`), e.g.
+    /// `pci:v000010DEd00001B80sv00001462sd00003362bc03sc00i00`.
+    public var modalias: String?
 
     /// "10de:1b80", as modprobe.d and vfio-pci.ids= want it.
     public var id: String { "\(vendor):\(device)" }

@@ -24,6 +24,10 @@ public enum SysfsScanner {
                 subsystemDevice: hex("subsystem_device"), driver: host.linkName("\(base)/driver"), modules: nil,
                 iommuGroup: host.linkName("\(base)/iommu_group").flatMap { Int($0) }, bootVGA: attribute("boot_vga") == "1",
                 hasROM: host.entryExists("\(base)/rom"), name: nil, className: nil)
+            pci.modalias = attribute("modalias")
+                ?? ModuleAliases.pciModalias(
+                    vendor: vendor, device: device, subsystemVendor: pci.subsystemVendor, subsystemDevice: pci.subsystemDevice,
+                    classCode: classCode)
             pci.name = database.name(vendor: vendor, device: device)
             pci.className = database.className(classCode) ?? PCIDevice.genericClassName(classCode)
             return pci

@@ -19,8 +19,6 @@ public struct KernelInventory: Sendable {
     /// Merged into vfio in Linux 6.2; listing it for a newer kernel makes dracut fail hard.
     public static let virqfd = "vfio_virqfd"
     public static let allVfio: Set<String> = Set(vfioBase + [virqfd])
-    /// Drivers that would claim a passthrough GPU before vfio-pci.
-    public static let gpuDrivers = ["nvidia", "nouveau", "amdgpu", "radeon"]
 
     public static func read(_ host: HostView) -> KernelInventory {
         let releases = host.list("/lib/modules").filter { host.isDirectory("/lib/modules/\($0)") }
@@ -78,11 +76,6 @@ public struct KernelInventory: Sendable {
     /// Kernels with vfio-pci built in: modprobe.d options are ignored there, so `vfio-pci.ids=`
     /// must go on the kernel command line.
     public var vfioPCIBuiltin: [String] { kernels.filter { $0.builtin.contains("vfio_pci") }.map(\.version.release) }
-
-    /// GPU drivers any installed kernel ships (DKMS modules such as nvidia included).
-    public var presentGPUDrivers: [String] {
-        Self.gpuDrivers.filter { driver in kernels.contains { $0.modules.contains(driver) || $0.builtin.contains(driver) } }
-    }
 
     /// True when no installed kernel has the module (so listing it would break image builds).
     public func missingEverywhere(_ module: String) -> Bool {

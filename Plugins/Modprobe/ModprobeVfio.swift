@@ -1,10 +1,12 @@
 import Foundation
 import ProvisionCore
+import ProvisionDevices
 import ProvisionEdit
 import ProvisionInitrd
 
 /// `modprobe.vfio`: /etc/modprobe.d/vfio.conf claims the card's functions for vfio-pci by id and
-/// makes every GPU driver the root's kernels ship wait for vfio-pci. Other lines in the file stay;
+/// makes every kernel module that would claim one of them (found from the functions' modaliases,
+/// `FunctionDrivers`) wait for vfio-pci. Other lines in the file stay;
 /// module names are compared with `-` and `_` as equal, so re-runs never add duplicates.
 public struct ModprobeVfio: StepPlugin {
     public init() {}
@@ -14,7 +16,9 @@ public struct ModprobeVfio: StepPlugin {
         OptionSpec("ids", .stringList, help: "vendor:device ids to bind, e.g. [10de:1b80, 10de:10f0]; default: facts.gpu.ids"),
         OptionSpec("path", .path, default: "/etc/modprobe.d/vfio.conf", help: "the modprobe.d file to manage"),
         OptionSpec("disable_vga", .bool, default: "false", help: "add disable_vga=1 (opt the card out of VGA arbitration)"),
-        OptionSpec("drivers", .stringList, default: "nvidia nouveau amdgpu radeon present in the root's kernels", help: "drivers to softdep on vfio-pci"),
+        OptionSpec(
+            "drivers", .stringList, default: "the modules whose aliases match the functions' modaliases",
+            help: "kernel modules to softdep on vfio-pci"),
         OptionSpec(
             "generator", .choice(["auto", "mkinitcpio", "dracut", "initramfs-tools", "none"]), default: "auto",
             help: "initramfs to rebuild when the file changes (it carries modprobe.d); none to skip"),
@@ -27,14 +31,26 @@ public struct ModprobeVfio: StepPlugin {
         let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address" && !options.has("ids")
         let ids = byAddress ? [] : try Self.validatedIDs(options, facts: host.facts)
         let inventory = KernelInventory.read(host)
-        var drivers = inventory.presentGPUDrivers
-        if case .list(let gpuDrivers)? = host.facts.lookup(["gpu", "drivers"]) {
-            // The selected card's drivers, those the kernels ship (DKMS ones included).
-            let names = gpuDrivers.compactMap(\.scalarText)
-            drivers = names.filter { name in inventory.kernels.contains { $0.modules.contains(name) || $0.builtin.contains(name) } }
-        }
-        drivers = try options.stringList("drivers") ?? drivers
         var notices: [Notice] = []
+        var drivers: [String]
+        if let given = try options.stringList("drivers") {
+            drivers = given
+        } else if let fromSelection = host.facts.lookup(["gpu", "drivers"])?.strings {
+            drivers = fromSelection
+        } else {
+            // No gpu.select before: the functions with these ids that the root's sysfs shows.
+            let functions = SysfsScanner.scan(host).filter { ids.contains($0.id) }
+            let resolved = try FunctionDrivers.resolve(functions, host: host)
+            drivers = resolved.modules
+            notices += resolved.notices
+            if functions.isEmpty {
+                notices.append(
+                    Notice(
+                        .warning,
+                        "no device with ids \(ids.joined(separator: ", ")) in the root's /sys: the modules that would claim them are "
+                            + "unknown, so no softdeps (name them with the drivers option)"))
+            }
+        }
         if byAddress {
             notices.append(Notice(.info, "the guest GPU is bound by address (vfio.bind-address): no ids line, only the softdeps"))
         }

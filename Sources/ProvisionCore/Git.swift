@@ -283,8 +283,21 @@ final class GitRepository {
         return (ObjectID(git_tree_entry_id(entry).pointee), git_tree_entry_filemode(entry).rawValue)
     }
 
+    /// The largest object provision reads back: files are capped at `HostRoot.maximumFileSize`, so
+    /// anything larger was not written by provision (a hostile history) and is not loaded.
+    static let maximumBlobSize = HostRoot.maximumFileSize + (1 << 20)
+
     func blob(_ id: ObjectID) throws -> Data {
         var oid = id.raw
+        var odb: OpaquePointer?
+        if git_repository_odb(&odb, handle) == 0, let odb {
+            defer { git_odb_free(odb) }
+            var size = 0
+            var type = GIT_OBJECT_INVALID
+            if git_odb_read_header(&size, &type, odb, &oid) == 0, size > Self.maximumBlobSize {
+                throw ProvisionError(.history, "object \(id.short) is \(size) bytes, larger than anything provision records; refusing to load it")
+            }
+        }
         var blob: OpaquePointer?
         guard git_blob_lookup(&blob, handle, &oid) == 0, let blob else {
             throw Self.lastError("cannot read blob \(id.short)")
