@@ -310,6 +310,9 @@ struct RecipeParser {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
+            if problem.hasPrefix("Maximum nesting level reached") {
+                return ProvisionError(.invalidInput, "malformed YAML: nested deeper than 1000 levels", at: location(mark))
+            }
             let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
             return ProvisionError(.invalidInput, "malformed YAML: \(text)", at: location(mark))
         case .duplicatedKeysInMapping(let duplicates, let context):
