@@ -66,7 +66,9 @@ let package = Package(
         .target(name: "ProvisionTestSupport", dependencies: ["ProvisionCore", "CSystem"], path: "Tests/Support"),
         .testTarget(
             name: "ProvisionCoreTests",
-            dependencies: ["ProvisionCore", "ProvisionPlugins", "ProvisionTestSupport", "CSystem"],
+            dependencies: [
+                "ProvisionCore", "ProvisionPlugins", "ProvisionTestSupport", "CSystem", .product(name: "Yams", package: "Yams"),
+            ],
             path: "Tests/ProvisionCoreTests"),
         .testTarget(
             name: "ProvisionFilesTests",

@@ -12,8 +12,10 @@ struct Kernelstub {
         guard let text = try host.text(Self.configuration) else {
             throw ProvisionError(.invalidInput, "\(Self.configuration) does not exist in the root")
         }
+        // The bounded walk first: it names the line of what is wrong, and refuses nesting that
+        // would crash the recursive JSONSerialization below.
+        _ = try JSONLocator.span(of: [], in: text, file: Self.configuration)
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-            _ = try JSONLocator.span(of: [], in: text, file: Self.configuration)
             throw ProvisionError(.invalidInput, "malformed JSON", at: SourceLocation(file: Self.configuration, line: 1, column: 1))
         }
         guard let user = object["user"] as? [String: Any], let options = user["kernel_options"] as? [String],

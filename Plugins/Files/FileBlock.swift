@@ -44,7 +44,7 @@ public struct FileBlock: StepPlugin {
             if let span {
                 file.lines.replaceSubrange(span, with: lines)
             } else {
-                let index = try insertionIndex(step, in: file)
+                let index = try insertionIndex(step, in: file, path: path)
                 if index == file.lines.count { file.append(lines) } else { file.lines.insert(contentsOf: lines, at: index) }
             }
         } else {

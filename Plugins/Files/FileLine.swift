@@ -2,7 +2,7 @@ import Foundation
 import ProvisionCore
 
 /// `file.line`: one line present or absent. With `match`, the line that matches is replaced
-/// rather than a second one added; the regex must match the new line too, or a re-run would add
+/// rather than a second one added; the pattern must match the new line too, or a re-run would add
 /// it again, so that is checked.
 public struct FileLine: StepPlugin {
     public init() {}
@@ -11,7 +11,9 @@ public struct FileLine: StepPlugin {
     public let options: [OptionSpec] = [
         OptionSpec("path", .path, required: true, help: "absolute path of the file"),
         OptionSpec("line", .string, help: "the line (required for state present)"),
-        OptionSpec("match", .string, help: "regex finding the line to replace or remove; must match `line` too"),
+        OptionSpec(
+            "match", .string,
+            help: "POSIX extended regular expression (as grep -E) finding the line to replace or remove; must match `line` too"),
         OptionSpec("state", .choice(["present", "absent"]), default: "present", help: "present or absent"),
     ] + placementOptions
 
@@ -22,7 +24,7 @@ public struct FileLine: StepPlugin {
         let line = try options.string("line")
         let match = try regex(step, "match")
         if let line, line.contains("\n") { throw options.error("line", "option \"line\" must be a single line") }
-        if let line, let match, !line.contains(match) {
+        if let line, let match, try !match.matches(line, in: "option \"line\"") {
             throw options.error("match", "the match regex does not match the line itself, so every run would add it again")
         }
         let hasMatch = match != nil
@@ -37,16 +39,16 @@ public struct FileLine: StepPlugin {
             guard existing != nil || create else {
                 throw ProvisionError(.invalidInput, "\(path) does not exist and create is false", at: options.stepLocation)
             }
-            if let match, let index = file.lines.lastIndex(where: { $0.contains(match) }) {
+            if let match, let index = try file.lines.lastIndex(where: { try match.matches($0, in: path) }) {
                 file.lines[index] = line
             } else if !file.lines.contains(line) {
-                let index = try insertionIndex(step, in: file)
+                let index = try insertionIndex(step, in: file, path: path)
                 if index == file.lines.count { file.append([line]) } else { file.lines.insert(line, at: index) }
             }
         } else {
             guard existing != nil else { return StepPlan() }
-            file.lines.removeAll { candidate in
-                if let match { return candidate.contains(match) }
+            try file.lines.removeAll { candidate in
+                if let match { return try match.matches(candidate, in: path) }
                 return candidate == line
             }
         }

@@ -36,8 +36,11 @@ struct TextLines {
 
 /// Options every line-editing step shares.
 let placementOptions: [OptionSpec] = [
-    OptionSpec("insert_after", .string, help: "regex: new text goes after the last line matching it (default: end of file)"),
-    OptionSpec("insert_before", .string, help: "regex: new text goes before the first line matching it"),
+    OptionSpec(
+        "insert_after", .string,
+        help: "POSIX extended regular expression (as grep -E): new text goes after the last line matching it (default: end of file)"),
+    OptionSpec(
+        "insert_before", .string, help: "POSIX extended regular expression (as grep -E): new text goes before the first line matching it"),
     OptionSpec("create", .bool, default: "true", help: "create the file when it does not exist"),
     OptionSpec("mode", .mode, help: "mode for a file this step creates"),
     OptionSpec("owner", .string, help: "owner for a file this step creates"),
@@ -45,22 +48,56 @@ let placementOptions: [OptionSpec] = [
     notifyOption,
 ]
 
-func regex(_ step: StepContext, _ option: String) throws -> Regex<AnyRegexOutput>? {
+/// A pattern option (`match`, `insert_after`, `insert_before`) compiled for one step: POSIX
+/// extended syntax, matched in bounded time (see `PosixRegex`), with a budget of work per option so
+/// that even a costly pattern against a large file ends with an error naming the option.
+final class LinePattern {
+    static let budget = 20_000_000
+
+    let regex: PosixRegex
+    let option: String
+    let options: StepOptions
+    private let scratch: PosixRegex.Scratch
+    private var steps = LinePattern.budget
+
+    init(_ regex: PosixRegex, option: String, options: StepOptions) {
+        self.regex = regex
+        self.option = option
+        self.options = options
+        scratch = regex.makeScratch()
+    }
+
+    /// Whether `line` contains a match; `source` says where the line comes from, for the error.
+    func matches(_ line: String, in source: String) throws -> Bool {
+        guard let found = regex.contains(line, scratch: scratch, steps: &steps) else {
+            throw options.error(
+                option, "matching option \"\(option)\" against \(source) takes more than \(Self.budget) steps; use a simpler pattern")
+        }
+        return found
+    }
+}
+
+/// The pattern of `option`, if given; an error at the option's line when it is not a POSIX
+/// extended regular expression this engine accepts.
+func regex(_ step: StepContext, _ option: String) throws -> LinePattern? {
     guard let pattern = try step.options.string(option) else { return nil }
     do {
-        return try Regex(pattern)
-    } catch {
-        throw step.options.error(option, "option \"\(option)\" is not a valid regular expression: \(error)")
+        return LinePattern(try PosixRegex(pattern), option: option, options: step.options)
+    } catch let error as PosixRegex.SyntaxError {
+        throw step.options.error(
+            option,
+            "option \"\(option)\" is not a valid regular expression (POSIX extended, as grep -E): \(error.message), "
+                + "at character \(error.offset + 1) of \"\(pattern)\"")
     }
 }
 
 /// Where new lines go: after the last `insert_after` match, before the first `insert_before`
 /// match, else at the end.
-func insertionIndex(_ step: StepContext, in file: TextLines) throws -> Int {
-    if let after = try regex(step, "insert_after"), let index = file.lines.lastIndex(where: { $0.contains(after) }) {
+func insertionIndex(_ step: StepContext, in file: TextLines, path: String) throws -> Int {
+    if let after = try regex(step, "insert_after"), let index = try file.lines.lastIndex(where: { try after.matches($0, in: path) }) {
         return index + 1
     }
-    if let before = try regex(step, "insert_before"), let index = file.lines.firstIndex(where: { $0.contains(before) }) {
+    if let before = try regex(step, "insert_before"), let index = try file.lines.firstIndex(where: { try before.matches($0, in: path) }) {
         return index
     }
     return file.lines.count

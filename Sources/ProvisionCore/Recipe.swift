@@ -56,14 +56,51 @@ public struct Recipe: Sendable {
     public var varOrder: [String]
     public var steps: [RecipeStep]
 
+    /// Recipes are small; anything larger is refused before it is parsed.
+    public static let maxBytes = 1 << 20
+
     public static func load(path: String, registry: PluginRegistry) throws -> Recipe {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ProvisionError(.notFound, "cannot read recipe \(path)")
-        }
+        let data = try readBounded(path)
         guard let text = String(data: data, encoding: .utf8) else {
             throw ProvisionError(.invalidInput, "recipe \(path) is not UTF-8 text")
         }
         return try parse(text, file: path, registry: registry)
+    }
+
+    /// The recipe file, read with a bound: a FIFO or device is refused without blocking (opened
+    /// non-blocking, checked with fstat), and at most `maxBytes` + 1 bytes are ever read.
+    static func readBounded(_ path: String) throws -> Data {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { throw ProvisionError(.notFound, "cannot read recipe \(path): no such file") }
+            throw ProvisionError(.io, "cannot read recipe \(path): \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw ProvisionError(.io, "cannot read recipe \(path): \(String(cString: strerror(errno)))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ProvisionError(.invalidInput, "recipe \(path) is not a regular file")
+        }
+        func tooLarge(_ size: Int) -> ProvisionError {
+            ProvisionError(.invalidInput, "recipe \(path) is \(size) bytes, more than the limit of \(maxBytes) (1 MiB)")
+        }
+        guard Int(info.st_size) <= maxBytes else { throw tooLarge(Int(info.st_size)) }
+        var data = Data(count: maxBytes + 1)
+        var count = 0
+        while count < data.count {
+            let got = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw ProvisionError(.io, "cannot read recipe \(path): \(String(cString: strerror(errno)))")
+            }
+            if got == 0 { break }
+            count += got
+        }
+        // The file grew after fstat.
+        guard count <= maxBytes else { throw tooLarge(count) }
+        data.count = count
+        return data
     }
 
     public static func parse(_ text: String, file: String, registry: PluginRegistry) throws -> Recipe {
@@ -179,11 +216,25 @@ extension RecipeNode {
 }
 
 /// Turns YAML into `RecipeNode`s, keeping positions, refusing duplicate keys and anchors/aliases
-/// (which would make locations ambiguous).
+/// (which would make locations ambiguous, and which Yams expands: a "billion laughs" recipe would
+/// take gigabytes). Anchors and aliases are refused from the text, before Yams sees it; the walk
+/// over Yams' nodes then counts them and catches any expansion that slipped through.
 struct RecipeParser {
     let file: String
 
-    func parse(_ text: String) throws -> RecipeNode {
+    /// More nodes than any recipe needs; the bound on the walk.
+    static let maxNodes = 100_000
+
+    /// `scanFirst` false skips the scan of the text (tests of the walk's own defence only).
+    func parse(_ text: String, scanFirst: Bool = true) throws -> RecipeNode {
+        if scanFirst, let found = YAMLAnchorScan.firstAnchorOrAlias(in: text) {
+            let sigil = found.isAlias ? "*" : "&"
+            throw ProvisionError(
+                .invalidInput,
+                "YAML anchors and aliases are not allowed in recipes (found \(found.isAlias ? "alias" : "anchor") \(sigil)\(found.name): "
+                    + "write the value out in full; quote a string that starts with \(sigil))",
+                at: SourceLocation(file: file, line: found.line, column: found.column))
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -191,34 +242,67 @@ struct RecipeParser {
             throw translate(error)
         }
         guard let node else { throw ProvisionError(.invalidInput, "the recipe is empty", at: SourceLocation(file: file, line: 1, column: 1)) }
-        return try convert(node)
+        var walk = Walk()
+        return try convert(node, &walk)
+    }
+
+    /// What the walk has seen: how many nodes, and where each collection and non-empty scalar
+    /// started. An alias expanded by Yams is the anchored node again, at the same start.
+    struct Walk {
+        var nodes = 0
+        var starts: Set<Start> = []
+
+        struct Start: Hashable {
+            var kind: UInt8
+            var line: Int
+            var column: Int
+        }
     }
 
     private func location(_ mark: Mark?) -> SourceLocation {
         SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
     }
 
-    private func convert(_ node: Node) throws -> RecipeNode {
+    private func visit(_ node: Node, kind: UInt8, tracked: Bool, _ walk: inout Walk) throws {
+        walk.nodes += 1
+        guard walk.nodes <= Self.maxNodes else {
+            throw ProvisionError(.invalidInput, "the recipe has more than \(Self.maxNodes) values", at: location(node.mark))
+        }
+        // Implicit empty scalars (a key with no value) can share a position with the next token.
+        guard tracked, let mark = node.mark else { return }
+        guard walk.starts.insert(Walk.Start(kind: kind, line: mark.line, column: mark.column)).inserted else {
+            throw ProvisionError(
+                .invalidInput, "YAML anchors and aliases are not allowed in recipes (the value here is used a second time)", at: location(mark))
+        }
+    }
+
+    private func convert(_ node: Node, _ walk: inout Walk) throws -> RecipeNode {
         switch node {
         case .scalar(let scalar):
+            try visit(node, kind: 0, tracked: !scalar.string.isEmpty, &walk)
             return RecipeNode(.scalar(scalar.string), at: location(scalar.mark))
         case .sequence(let sequence):
-            return RecipeNode(.list(try sequence.map(convert)), at: location(sequence.mark))
+            try visit(node, kind: 1, tracked: true, &walk)
+            var items: [RecipeNode] = []
+            for item in sequence { items.append(try convert(item, &walk)) }
+            return RecipeNode(.list(items), at: location(sequence.mark))
         case .mapping(let mapping):
+            try visit(node, kind: 2, tracked: true, &walk)
             var entries: [(key: String, keyLocation: SourceLocation, value: RecipeNode)] = []
             var seen: Set<String> = []
             for (key, value) in mapping {
                 guard case .scalar(let keyScalar) = key else {
                     throw ProvisionError(.invalidInput, "mapping keys must be plain strings", at: location(key.mark))
                 }
+                _ = try convert(key, &walk)
                 guard seen.insert(keyScalar.string).inserted else {
                     throw ProvisionError(.invalidInput, "duplicate key \"\(keyScalar.string)\"", at: location(keyScalar.mark))
                 }
-                entries.append((keyScalar.string, location(keyScalar.mark), try convert(value)))
+                entries.append((keyScalar.string, location(keyScalar.mark), try convert(value, &walk)))
             }
             return RecipeNode(.map(entries), at: location(mapping.mark))
         case .alias(let alias):
-            throw ProvisionError(.invalidInput, "YAML aliases are not supported in recipes", at: location(alias.mark))
+            throw ProvisionError(.invalidInput, "YAML anchors and aliases are not allowed in recipes", at: location(alias.mark))
         }
     }
 
@@ -226,6 +310,9 @@ struct RecipeParser {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
+            if problem.hasPrefix("Maximum nesting level reached") {
+                return ProvisionError(.invalidInput, "malformed YAML: nested deeper than 1000 levels", at: location(mark))
+            }
             let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
             return ProvisionError(.invalidInput, "malformed YAML: \(text)", at: location(mark))
         case .duplicatedKeysInMapping(let duplicates, let context):

@@ -9,13 +9,26 @@ public enum JSONLocator {
         public var end: Int
     }
 
-    /// Span of the value at `path` (object keys), or nil when a key is missing.
+    /// Objects and arrays nested deeper than this are refused: the walk below recurses once per
+    /// level, and so does Foundation's JSONSerialization, which a deep enough document crashes.
+    public static let maxDepth = 256
+
+    /// Span of the value at `path` (object keys), or nil when a key is missing. Also the bounded
+    /// check of a whole document (`path` empty) before it is handed to a recursive parser.
     public static func span(of path: [String], in text: String, file: String) throws -> Span? {
         let bytes = Array(text.utf8)
         var index = 0
+        var depth = 0
         func fail(_ message: String) -> ProvisionError {
-            let line = bytes[..<min(index, bytes.count)].filter { $0 == 0x0A }.count + 1
-            return ProvisionError(.invalidInput, "malformed JSON: \(message)", at: SourceLocation(file: file, line: line, column: 1))
+            let end = min(index, bytes.count)
+            let lineStart = bytes[..<end].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            let line = bytes[..<end].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            let column = String(decoding: bytes[lineStart..<end], as: UTF8.self).unicodeScalars.count + 1
+            return ProvisionError(.invalidInput, "malformed JSON: \(message)", at: SourceLocation(file: file, line: line, column: column))
+        }
+        func enter() throws {
+            depth += 1
+            guard depth <= maxDepth else { throw fail("nested deeper than \(maxDepth) levels") }
         }
         func skipBlanks() {
             while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
@@ -38,6 +51,8 @@ public enum JSONLocator {
             let start = index
             switch bytes[index] {
             case UInt8(ascii: "{"):
+                try enter()
+                defer { depth -= 1 }
                 index += 1
                 var result: Span?
                 skipBlanks()
@@ -65,6 +80,8 @@ public enum JSONLocator {
                 }
                 return path.isEmpty ? Span(start: start, end: index) : result
             case UInt8(ascii: "["):
+                try enter()
+                defer { depth -= 1 }
                 index += 1
                 skipBlanks()
                 if index < bytes.count && bytes[index] == UInt8(ascii: "]") {

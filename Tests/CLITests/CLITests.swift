@@ -194,7 +194,7 @@ import Testing
     @Test func pluginsListsKindsWithOptions() throws {
         let result = try CLI.run(["plugins"])
         for kind in ["file.absent", "file.block", "file.content", "file.line"] { #expect(result.stdout.contains(kind)) }
-        #expect(result.stdout.contains("match (string): regex finding the line"))
+        #expect(result.stdout.contains("match (string): POSIX extended regular expression (as grep -E) finding the line"))
     }
 }
 

@@ -44,3 +44,41 @@ import Testing
         #expect(throws: ProvisionError.self) { try KernelCommandLine(parsing: "a=\"b") }
     }
 }
+
+/// Hostile nesting in JSON: a clean error with the file and line, never a crash of a recursive parser.
+@Suite struct JSONNestingTests {
+    /// A kernelstub configuration whose kernel_options hold `depth` nested arrays.
+    static func configuration(depth: Int) -> String {
+        "{\n  \"user\": {\n    \"kernel_options\": " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n  }\n}\n"
+    }
+
+    /// 20,000 levels crashed JSONSerialization (SIGSEGV); now the bounded walk refuses it first,
+    /// and the root is left as it was.
+    @Test func kernelstubConfigurationNested20000DeepIsRefusedWithItsLine() throws {
+        let json = try JSONSerialization.data(withJSONObject: [
+            "step": "kernel.cmdline",
+            "options": ["add": ["iommu=pt"]],
+            "files": [
+                "/etc/kernelstub/configuration": Self.configuration(depth: 20_000),
+                "/boot/efi/loader/loader.conf": "default @saved\n",
+            ],
+            "error": "/etc/kernelstub/configuration:3:",
+        ])
+        var fixture = try JSONDecoder().decode(StepFixture.self, from: json)
+        fixture.name = "kernelstub-nested-20000"
+        try fixture.check(registry: BootloaderFixtureTests.registry)
+        let outcome = try fixture.run(registry: BootloaderFixtureTests.registry)
+        #expect(outcome.error?.message.hasPrefix("malformed JSON: nested deeper than 256 levels") == true, "\(String(describing: outcome.error))")
+    }
+
+    @Test func depthUpToTheCapIsAcceptedAndOneMoreIsNot() throws {
+        // The configuration's own object and "user" take two levels.
+        let atCap = Self.configuration(depth: JSONLocator.maxDepth - 2)
+        #expect(try JSONLocator.span(of: ["user", "kernel_options"], in: atCap, file: "c") != nil)
+        let error = try #require(throws: ProvisionError.self) {
+            try JSONLocator.span(of: [], in: Self.configuration(depth: JSONLocator.maxDepth - 1), file: "c")
+        }
+        #expect(error.description.hasPrefix("c:3:"), "\(error)")
+        #expect(error.description.contains("nested deeper than 256 levels"))
+    }
+}
