@@ -12,14 +12,15 @@ extension SafetyTests {
             case recorded
             case refused
             case copyDidNotFit
-            case bad(String)
+            /// What went wrong (counted), and the details.
+            case bad(String, String)
 
             var key: String {
                 switch self {
                 case .recorded: return "exit 0, run recorded"
                 case .refused: return "refused, host untouched"
                 case .copyDidNotFit: return "snapshot copy did not fit"
-                case .bad(let why): return "BAD: " + (why.range(of: ":").map { String(why[..<$0.lowerBound]) } ?? why)
+                case .bad(let tag, _): return "BAD: " + tag
                 }
             }
         }
@@ -64,7 +65,7 @@ extension SafetyTests {
                 """)
             var bad: [String] = []
             for (size, outcome) in zip(sizes, outcomes) {
-                if case .bad(let why) = outcome { bad.append("tmpfs of \(size / 1024) KiB: \(why)") }
+                if case .bad(let tag, let detail) = outcome { bad.append("tmpfs of \(size / 1024) KiB: \(tag): \(detail)") }
             }
             if !bad.isEmpty { print(Safety.summary(bad)) }
             #expect(bad.count == 0, "sizes where apply ended neither recorded nor refused cleanly:\n\(Safety.summary(bad))")
@@ -85,35 +86,36 @@ extension SafetyTests {
                 let here = namespace.path(mount.path)
                 let history = Safety.history(mount.path)
                 let git = { (arguments: [String]) in try namespace.run(["git", "--git-dir", history] + arguments) }
-                if run.timedOut || run.signal != 0 { return .bad("apply \(run)") }
+                if run.timedOut || run.signal != 0 { return .bad("killed or timed out", "\(run)") }
                 if run.status == 0 {
-                    var problems: [String] = []
+                    var problems: [(String, String)] = []
                     let action = try git(["log", "-1", "--format=%(trailers:key=Provision-Action,valueonly)"])
-                    if action.stdout.trimmingCharacters(in: .whitespacesAndNewlines) != "apply" {
-                        problems.append("exit 0 but history's tip is not the apply (\(action.output.prefix(120)))")
+                    let tip = action.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                    if tip != "apply" {
+                        problems.append(("exit 0 but the run is not recorded", "history's tip is \(tip.isEmpty ? action.output : tip), not the apply"))
                     }
                     let fsck = try git(["fsck", "--strict", "--no-progress"])
-                    if fsck.status != 0 { problems.append("exit 0 but git fsck fails: \(fsck.output.prefix(200))") }
+                    if fsck.status != 0 { problems.append(("exit 0 but git fsck fails", String(fsck.output.prefix(200)))) }
                     let now = Tree.hostFingerprint(here)
-                    if now != applied { problems.append("exit 0 but host differs from an uninterrupted apply: \(Tree.differences(applied, now))") }
-                    return problems.isEmpty ? .recorded : .bad(problems.joined(separator: "; "))
+                    if now != applied { problems.append(("exit 0 but host differs from an uninterrupted apply", Tree.differences(applied, now))) }
+                    return problems.isEmpty ? .recorded : .bad(problems.map(\.0).joined(separator: " + "), problems.map(\.1).joined(separator: "; "))
                 }
-                var problems: [String] = []
-                if run.stderr.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { problems.append("exit \(run.status) with nothing on stderr") }
+                var problems: [(String, String)] = []
+                if run.stderr.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { problems.append(("no message", "exit \(run.status), stderr empty")) }
                 let now = Tree.hostFingerprint(here)
                 if now != original {
-                    problems.append("exit \(run.status) but the host changed (unrecorded): \(Tree.differences(original, now))")
+                    problems.append(("exit \(run.status) with the host changed but not recorded", Tree.differences(original, now)))
                 }
                 if Tree.exists(namespace.path(history)) {
                     let fsck = try git(["fsck", "--strict", "--no-progress"])
                     if fsck.status != 0 {
-                        problems.append("history left behind fails git fsck: \(fsck.output.split(separator: "\n").prefix(3).joined(separator: " | "))")
+                        problems.append(("history left behind fails git fsck", fsck.output.split(separator: "\n").prefix(3).joined(separator: " | ")))
                     }
                 }
-                if !problems.isEmpty { problems.append("stderr: \(run.stderr.split(separator: "\n").first ?? "")") }
-                return problems.isEmpty ? .refused : .bad(problems.joined(separator: "; "))
+                guard !problems.isEmpty else { return .refused }
+                return .bad(problems.map(\.0).joined(separator: " + "), problems.map(\.1).joined(separator: "; ") + "; stderr: \(run.stderr.split(separator: "\n").first ?? "")")
             } catch {
-                return .bad("harness error: \(error)")
+                return .bad("harness error", "\(error)")
             }
         }
     }
