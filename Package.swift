@@ -108,6 +108,10 @@ let package = Package(
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
             path: "Tests/CLITests",
             exclude: ["Golden"]),
+        .testTarget(
+            name: "SafetyTests",
+            dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
+            path: "Tests/SafetyTests"),
     ],
     swiftLanguageModes: [.v6]
 )
