@@ -126,8 +126,9 @@ public final class Engine {
         record.files = plan.changes.map { .init(path: $0.path, change: $0.kind) }
         record.notices = plan.notices
         record.summary = "apply \(recipe.name): \(plan.changedStepCount) step(s) changed, \(plan.changes.count) file(s)"
-        let work = Work(
+        var work = Work(
             changes: plan.changes, run: run, action: .apply, base: tip, handlers: handlers, retry: Set(pending.map(\.argv)))
+        work.recordEstimate = ((try? JSONEncoder.history.encode(record))?.count ?? 64 << 10) + handlers.count * 4096
         let (committed, _) = try performAndRecord(work, history: history, started: started, pending: pending) { outcome in
             record.createdDirectories = outcome.created
             record.handlers = outcome.handlers
@@ -329,6 +330,8 @@ public final class Engine {
         var retry: Set<[String]> = []
         /// Recovery works from the journal already on disk and never rewrites it.
         var journalOnDisk = false
+        /// Bytes the run record will take (handler output comes on top: 4 KiB each).
+        var recordEstimate = 4096
     }
 
     struct Outcome {
@@ -402,8 +405,7 @@ public final class Engine {
             if let data = change.after.content { _ = try history.repo.writeBlob(data) }
         }
         reserve = try SpaceReserve(
-            root: root, historyPath: history.repo.path, changes: work.changes,
-            recordBytes: work.changes.reduce(4096) { $0 + $1.path.utf8.count * 4 + 512 } + work.base.meta.count * 256)
+            root: root, historyPath: history.repo.path, changes: work.changes, commitBytes: commitEstimate(work))
         if !work.journalOnDisk {
             let journal = Journal(
                 run: work.run, action: work.action, base: baseCommit.description, paths: work.changes.map(\.path),
@@ -455,6 +457,24 @@ public final class Engine {
             rewritten.contains(change.path) ? FileChange(path: change.path, before: change.before, after: try root.readState(change.path)) : change
         }
         return Outcome(handlers: entries, created: created, recorded: recorded)
+    }
+
+    /// What the run commit will write, generously: one block per tree along the changed paths,
+    /// the metadata and the run record (estimated before handlers add their output), the commit,
+    /// and the branch's lock file.
+    private func commitEstimate(_ work: Work) -> Int {
+        var directories: Set<String> = ["", ".provision"]
+        for change in work.changes {
+            var directory = (HostRoot.relative(change.path) as NSString).deletingLastPathComponent
+            while !directory.isEmpty {
+                directories.insert(directory)
+                directory = (directory as NSString).deletingLastPathComponent
+            }
+        }
+        let meta = (work.base.meta.count + work.changes.count) * 256
+        let objects = directories.count + 4
+        let record = max(work.recordEstimate, 4096 + work.changes.count * 256 + work.handlers.count * 4096)
+        return objects * 4096 + SpaceReserve.blocks(meta) + SpaceReserve.blocks(record) + 16 * 1024
     }
 
     private func write(_ change: FileChange) throws {

@@ -112,10 +112,13 @@ final class GitRepository {
             throw damaged(path, lastError("it cannot be opened").message, repair: "Run git --git-dir \(path) fsck to see what is lost.")
         }
         let opened = GitRepository(handle: repo, path: path)
-        if try opened.tip() == nil, let newest = opened.newestCommit() {
+        // Without the branch, commits that record a run mean the branch was lost. Only pre-state or
+        // drift commits mean a first run was killed before it created the branch, before any host
+        // file changed: unreachable leftovers, not damage.
+        if try opened.tip() == nil, let newest = opened.newestCommit(), newest.recordsRuns {
             throw damaged(
-                path, "\(branch) is missing but the history holds commits (the newest: \(newest.short))",
-                repair: "Restore the branch with: git --git-dir \(path) update-ref \(branch) \(newest.description)")
+                path, "\(branch) is missing but the history holds commits (the newest: \(newest.id.short))",
+                repair: "Restore the branch with: git --git-dir \(path) update-ref \(branch) \(newest.id.description)")
         }
         return opened
     }
@@ -181,9 +184,9 @@ final class GitRepository {
         return removed
     }
 
-    /// The newest commit in the object database by commit time (for the repair hint when the
-    /// branch is lost), nil when there is none.
-    func newestCommit() -> ObjectID? {
+    /// The newest commit in the object database that no other commit builds on (for the repair
+    /// hint when the branch is lost), and whether any commit records a run; nil when there is none.
+    func newestCommit() -> (id: ObjectID, recordsRuns: Bool)? {
         var odb: OpaquePointer?
         guard git_repository_odb(&odb, handle) == 0, let odb else { return nil }
         defer { git_odb_free(odb) }
@@ -196,6 +199,7 @@ final class GitRepository {
         _ = git_odb_foreach(odb, callback, Unmanaged.passUnretained(found).toOpaque())
         var commits: [(id: ObjectID, time: Int64)] = []
         var parents: Set<ObjectID> = []
+        var recordsRuns = false
         for var oid in found.ids {
             var size = 0
             var type = GIT_OBJECT_INVALID
@@ -203,14 +207,16 @@ final class GitRepository {
             var commit: OpaquePointer?
             guard git_commit_lookup(&commit, handle, &oid) == 0, let commit else { continue }
             commits.append((ObjectID(oid), Int64(git_commit_time(commit))))
+            let message = String(cString: git_commit_message(commit))
+            if ["apply", "rollback", "recover"].contains(where: { message.contains("\nProvision-Action: \($0)\n") }) { recordsRuns = true }
             for index in 0..<git_commit_parentcount(commit) {
                 if let parent = git_commit_parent_id(commit, index) { parents.insert(ObjectID(parent.pointee)) }
             }
             git_commit_free(commit)
         }
         // The newest commit no other commit builds on: the lost tip.
-        let newest = commits.filter { !parents.contains($0.id) }.max { $0.time < $1.time }
-        return newest?.id
+        guard let newest = commits.filter({ !parents.contains($0.id) }).max(by: { $0.time < $1.time }) else { return nil }
+        return (newest.id, recordsRuns)
     }
 
     /// Reads a new commit back through a fresh handle (no cache): the commit, its tree, the named

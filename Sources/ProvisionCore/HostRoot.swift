@@ -68,7 +68,12 @@ public struct HostRoot: Sendable {
         guard normalized == hostPath else {
             throw ProvisionError(.pathEscape, "\(source) names \"\(hostPath)\", which is not in the form provision records; refusing it, nothing changed")
         }
-        let resolved = try resolve(normalized)
+        let resolved: String
+        do {
+            resolved = try resolve(normalized)
+        } catch let error as ProvisionError {
+            throw ProvisionError(.pathEscape, "\(source) names \(normalized): \(error.message); refusing it, nothing changed")
+        }
         guard resolved == normalized else {
             throw ProvisionError(
                 .pathEscape,

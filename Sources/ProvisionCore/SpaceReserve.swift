@@ -13,31 +13,27 @@ struct SpaceReserve {
     private var host: [(directory: String, name: String)] = []
     private let root: HostRoot
 
-    /// The history's share: the run commit's trees, records and metadata (their sizes estimated
-    /// from what is known before the run, generously), on the history's file system. Each host file
-    /// system gets room to put back the largest file the run replaces there.
-    init(root: HostRoot, historyPath: String, changes: [FileChange], recordBytes: Int) throws {
+    /// The history's share, `commitBytes`, is what the run commit writes (its trees, records and
+    /// metadata, each a file of at least one block); each file system the run writes to also keeps
+    /// room to put back the largest file the run replaces there (one file is put back at a time).
+    init(root: HostRoot, historyPath: String, changes: [FileChange], commitBytes: Int) throws {
         self.root = root
         var needs: [UInt64: Int] = [:]
         var hostDirectory: [UInt64: String] = [:]
         var info = stat()
         guard stat(historyPath, &info) == 0 else { throw ProvisionError.io("cannot stat", historyPath) }
         let historyDevice = UInt64(info.st_dev)
-        needs[historyDevice] = 256 << 10 + 3 * recordBytes + changes.count * (16 << 10)
+        var restore: [UInt64: Int] = [:]
         for change in changes {
             var directory = (change.path as NSString).deletingLastPathComponent
             while directory != "/" && !root.isDirectory(directory) { directory = (directory as NSString).deletingLastPathComponent }
             guard let status = root.status(directory) else { continue }
             let device = UInt64(status.st_dev)
             hostDirectory[device] = hostDirectory[device] ?? directory
-            needs[device, default: 0] += 0
-            let restore = (change.before.content?.count ?? 0) + (64 << 10)
-            if device == historyDevice {
-                needs[device]! += restore
-            } else {
-                needs[device] = max(needs[device]!, restore)
-            }
+            restore[device] = max(restore[device] ?? 0, Self.blocks(change.before.content?.count ?? 0) + 4096)
         }
+        needs[historyDevice] = commitBytes
+        for (device, bytes) in restore { needs[device, default: 0] += bytes }
         do {
             for (device, bytes) in needs.sorted(by: { $0.key < $1.key }) {
                 if device == historyDevice {
@@ -63,6 +59,9 @@ struct SpaceReserve {
     }
 
     static let historyName = "provision-reserve"
+
+    /// Bytes rounded up to whole 4 KiB blocks, as file systems allocate them.
+    static func blocks(_ bytes: Int) -> Int { (bytes + 4095) / 4096 * 4096 }
 
     private static func fill(_ fd: Int32, _ bytes: Int, where place: String) throws {
         let status = posix_fallocate(fd, 0, off_t(bytes))

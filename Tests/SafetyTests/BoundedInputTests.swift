@@ -66,19 +66,24 @@ extension SafetyTests {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: path))
                 return (["apply", Safety.recipe], ["/etc/kernelstub/configuration"])
             },
-            Case(description: "file.line match '^(a+)+$' against 40 a's then b") { root, scratch in
-                try root.write("/etc/redos.conf", String(repeating: "a", count: 40) + "b\n")
+            // A pattern whose automaton would have to do more work than the budget allows is refused
+            // at its option (a backtracking engine takes minutes here; `^(a+)+$` is simply fast, below).
+            Case(description: "file.line match '(a|b)*a(a|b){20}c' over 10,000 lines of a/b") { root, scratch in
+                var generator = SystemRandomNumberGenerator()
+                let text = (0..<10_000).map { _ in String((0..<80).map { _ in Bool.random(using: &generator) ? "a" : "b" }) }
+                    .joined(separator: "\n") + "\n"
+                try root.write("/etc/redos.conf", text)
                 let path = try recipe(scratch, "redos.yaml", """
                     name: redos
                     steps:
                       - uses: file.line
                         with:
                           path: /etc/redos.conf
-                          match: '^(a+)+$'
-                          line: aaaa
+                          match: '(a|b)*a(a|b){20}c'
+                          line: c
 
                     """)
-                return (["apply", path], [path, "/etc/redos.conf"])
+                return (["apply", path], [path])
             },
             Case(description: "system.user uid: -5") { _, scratch in
                 let path = try recipe(scratch, "uid-negative.yaml", "name: uid\nsteps:\n  - uses: system.user\n    with: {name: qemu, uid: -5}\n")
@@ -105,6 +110,19 @@ extension SafetyTests {
             let after = Tree.fingerprint(root.path)
             let unchanged = after == before
             #expect(unchanged, "\(testCase): the root (history included) is unchanged: \(Tree.differences(before, after))")
+        }
+
+        /// `^(a+)+$` hangs a backtracking engine for minutes on 40 a's and a b; the automaton answers
+        /// at once, correctly (no line matches, so the line is appended).
+        @Test func nestedQuantifierAnswersAtOnce() throws {
+            let root = try TempRoot(copying: "arch")
+            let scratch = try TempDirectory("provision-input")
+            try root.write("/etc/redos.conf", String(repeating: "a", count: 40) + "b\n")
+            let path = try Self.recipe(scratch, "redos.yaml", "name: redos\nsteps:\n  - uses: file.line\n    with: {path: /etc/redos.conf, match: '^(a+)+$', line: aaaa}\n")
+            let run = try CLI.measure(["apply", path, "--root", root.path], timeout: Self.seconds, addressSpaceLimit: Self.addressSpace)
+            print("[bounded] ^(a+)+$: \(run)")
+            #expect(run.status == 0 && run.seconds < Self.seconds && run.maxRSSMiB < Self.maxRSSMiB, "\(run)")
+            #expect(root.read("/etc/redos.conf") == String(repeating: "a", count: 40) + "b\naaaa\n")
         }
 
         static func lines(_ count: Int) -> String { (1...count).map { "line \($0) of \(count)" }.joined(separator: "\n") + "\n" }

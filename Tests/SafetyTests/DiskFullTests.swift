@@ -46,10 +46,13 @@ extension SafetyTests {
             namespace.unmount(probe.path)
             try #require(copyBytes > 0 && runBytes > copyBytes, "tmpfs usage: copy \(copyBytes), after the run \(runBytes)")
 
-            // 40 to 60 sizes, 4 to 16 KiB apart, from "the copy barely fits" to "the whole run fits".
+            // About 60 sizes from "the copy barely fits" to "the whole run fits with room to spare":
+            // the run's peak is above what it leaves behind (the space it reserves for its commit and
+            // for putting files back is given back before the commit), so the sweep goes 256 KiB past.
             let start = (copyBytes + Self.page - 1) / Self.page * Self.page
-            let step = min(16384, max(Self.page, ((runBytes - start) / 50 + Self.page - 1) / Self.page * Self.page))
-            let sizes = Array(stride(from: start, through: runBytes + 2 * step, by: step))
+            let end = runBytes + 256 * 1024
+            let step = max(Self.page, ((end - start) / 60 + Self.page - 1) / Self.page * Self.page)
+            let sizes = Array(stride(from: start, through: end, by: step))
 
             let (outcomes, seconds) = timed {
                 Parallel.map(sizes, workers: 2) { size in
