@@ -8,21 +8,8 @@ import Testing
 /// made by scripts/update-golden.sh and reviewed by eye), a second apply changes nothing, and a
 /// rollback gives back the snapshot, modes and owners included.
 @Suite struct RecipeGoldenTests {
-    struct Family: CustomStringConvertible, Sendable {
-        var name: String
-        var vars: [String]
-        var description: String { name }
-    }
-
-    static let families = [
-        Family(name: "arch", vars: []),
-        Family(name: "fedora", vars: []),
-        // The GTX 1050 Ti shares its group with a USB controller: said on purpose.
-        Family(name: "debian", vars: ["--var", "allow_shared_group=true"]),
-        // Twin RTX 3070s: bound by address.
-        Family(name: "ubuntu", vars: ["--var", "identical_ids=bind-by-address"]),
-        Family(name: "popos", vars: []),
-    ]
+    typealias Family = SnapshotFamily
+    static let families = SnapshotFamily.all
 
     static func goldenFiles(_ family: String) throws -> [String: String] {
         let base = Package.path("Tests/CLITests/Golden/\(family)")

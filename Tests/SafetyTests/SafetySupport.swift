@@ -16,20 +16,8 @@ import Glibc
 enum Safety {
     static let recipe = Package.path("recipes/vfio-passthrough.yaml")
 
-    struct Family: CustomStringConvertible, Sendable {
-        var name: String
-        var vars: [String]
-        var description: String { name }
-    }
-
-    /// The five snapshots with the variables each needs for the whole recipe (as RecipeGoldenTests).
-    static let families = [
-        Family(name: "arch", vars: []),
-        Family(name: "fedora", vars: []),
-        Family(name: "debian", vars: ["--var", "allow_shared_group=true"]),
-        Family(name: "ubuntu", vars: ["--var", "identical_ids=bind-by-address"]),
-        Family(name: "popos", vars: []),
-    ]
+    typealias Family = SnapshotFamily
+    static let families = SnapshotFamily.all
 
     static func family(_ name: String) -> Family { families.first { $0.name == name }! }
 

@@ -223,3 +223,21 @@ public final class BackgroundProcess: @unchecked Sendable {
         close(output)
     }
 }
+
+/// A host snapshot with the variables the whole VFIO recipe needs on it.
+public struct SnapshotFamily: CustomStringConvertible, Sendable {
+    public var name: String
+    public var vars: [String]
+    public var description: String { name }
+
+    /// The five snapshots and their recipe variables (the same in every suite that runs the recipe).
+    public static let all = [
+        SnapshotFamily(name: "arch", vars: []),
+        SnapshotFamily(name: "fedora", vars: []),
+        // The GTX 1050 Ti shares its group with a USB controller: said on purpose.
+        SnapshotFamily(name: "debian", vars: ["--var", "allow_shared_group=true"]),
+        // Twin RTX 3070s: bound by address.
+        SnapshotFamily(name: "ubuntu", vars: ["--var", "identical_ids=bind-by-address"]),
+        SnapshotFamily(name: "popos", vars: []),
+    ]
+}
