@@ -170,12 +170,24 @@ final class GitRepository {
     /// `refs/heads/main.lock`, `objects/**/tmp_*`): every later write would fail on them. Only
     /// called under the root lock, when no other provision run can be writing; returns what it removed.
     static func removeStaleFiles(_ path: String) -> [String] {
-        guard let walker = FileManager.default.enumerator(atPath: path) else { return [] }
+        let manager = FileManager.default
+        var candidates: [String] = []
+        // Top-level lock files, every ref's lock, and libgit2's temporary objects and packs (it
+        // writes them in objects/ and objects/pack/, never deeper): a bounded look, not a walk of
+        // every object.
+        for name in (try? manager.contentsOfDirectory(atPath: path)) ?? [] where name.hasSuffix(".lock") { candidates.append(name) }
+        if let refs = manager.enumerator(atPath: path + "/refs") {
+            while let relative = refs.nextObject() as? String {
+                if relative.hasSuffix(".lock") { candidates.append("refs/" + relative) }
+            }
+        }
+        for directory in ["objects", "objects/pack"] {
+            for name in (try? manager.contentsOfDirectory(atPath: path + "/" + directory)) ?? [] where name.hasPrefix("tmp_") {
+                candidates.append(directory + "/" + name)
+            }
+        }
         var removed: [String] = []
-        while let relative = walker.nextObject() as? String {
-            let name = (relative as NSString).lastPathComponent
-            let inObjects = relative.hasPrefix("objects/")
-            guard name.hasSuffix(".lock") || (inObjects && name.hasPrefix("tmp_")) else { continue }
+        for relative in candidates {
             let full = path + "/" + relative
             var info = stat()
             guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
