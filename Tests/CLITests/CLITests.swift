@@ -157,6 +157,55 @@ import Testing
         #expect(try temp.fingerprint() == fresh.fingerprint(), "same result as an uninterrupted apply")
     }
 
+    /// Recovery works from the journal as it was written and never rewrites it, so crashes during
+    /// recovery, as many as happen, lose neither a path nor the directory the run created.
+    @Test func crashesDuringRecoveryLoseNothing() throws {
+        let temp = try TempRoot(copying: "arch")
+        let original = try temp.fingerprint()
+        #expect(!temp.exists("/etc/modprobe.d"))
+        let first = try CLI.run(["apply", recipe, "--root", temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "2"])
+        #expect(first.signal == 9)
+        #expect(temp.exists("/etc/modprobe.d/vfio.conf"), "run 1 created the directory and its file")
+        for attempt in 1...2 {
+            let again = try CLI.run(["rollback", "--root", temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "1"])
+            #expect(again.signal == 9, "recovery \(attempt) is killed after putting back one file")
+            #expect(FileManager.default.fileExists(atPath: temp.historyPath + "/provision-journal.json"), "the journal survives")
+        }
+        let finished = try CLI.run(["rollback", "--root", temp.path])
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(try temp.fingerprint() == original)
+        #expect(!temp.exists("/etc/modprobe.d"), "the directory run 1 created is gone too")
+        #expect(!FileManager.default.fileExists(atPath: temp.historyPath + "/provision-journal.json"))
+    }
+
+    /// A handler that failed stays due across later runs, recoveries and crashes, until it runs.
+    @Test func failedHandlerIsRetriedAfterACrashAndRecovery() throws {
+        guard FileManager.default.fileExists(atPath: "/bin/busybox"), geteuid() == 0 else { return }
+        let temp = try TempRoot()
+        try FileManager.default.createDirectory(atPath: temp.real("/bin"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: temp.real("/bin/busybox"))
+        try FileManager.default.createSymbolicLink(atPath: temp.real("/bin/sh"), withDestinationPath: "busybox")
+        // The handler fails until /etc/ok exists.
+        let handler = "[sh, -c, 'test -e /etc/ok && echo rebuilt >> /rebuilt.log']"
+        try temp.write("/a.yaml", "name: a\nsteps:\n  - {uses: file.content, with: {path: /etc/a.conf, content: a, notify: \(handler)}}\n")
+        try temp.write(
+            "/b.yaml",
+            "name: b\nsteps:\n  - {uses: file.content, with: {path: /etc/b1.conf, content: b}}\n"
+                + "  - {uses: file.content, with: {path: /etc/b2.conf, content: b}}\n")
+        let failed = try CLI.run(["apply", temp.real("/a.yaml"), "--root", temp.path])
+        #expect(failed.status == 1 && failed.stderr.contains("failed"), "\(failed.stderr)")
+        let crashed = try CLI.run(["apply", temp.real("/b.yaml"), "--root", temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "1"])
+        #expect(crashed.signal == 9)
+        try temp.write("/etc/ok", "")
+        let recovered = try CLI.run(["apply", temp.real("/b.yaml"), "--root", temp.path, "--json"])
+        #expect(recovered.status == 0, "\(recovered.stderr)")
+        #expect(try CLI.json(recovered.stdout)["recovered"] as? Int == 2)
+        #expect(temp.read("/rebuilt.log") == "rebuilt\n", "the handler that failed in run 1 ran after the recovery")
+        let quiet = try CLI.run(["apply", temp.real("/b.yaml"), "--root", temp.path])
+        #expect(quiet.status == 0)
+        #expect(temp.read("/rebuilt.log") == "rebuilt\n", "and only once")
+    }
+
     @Test func killedMidRunRecoversOnRollback() throws {
         let temp = try TempRoot(copying: "arch")
         let original = try temp.fingerprint()
