@@ -101,7 +101,7 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
+            dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport", "CSystem"],
             path: "Tests/IntegrationTests"),
         .testTarget(
             name: "CLITests",

@@ -10,6 +10,7 @@ packages=(
   qemu-system-x86 ovmf                                # ... with a real QEMU and UEFI firmware behind it
   libvirt-clients libxml2-utils virtinst              # virsh, virt-xml-validate (needs xmllint), virt-install
   augeas-tools                                        # libvirt's own augeas lens reads qemu.conf back
+  qemu-utils fdisk e2fsprogs debootstrap              # the boot-cycle VM: qcow2 overlays, its disk image (no loop devices)
 )
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
