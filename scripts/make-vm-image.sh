@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Builds the Debian 12 disk image the boot-cycle test (Tests/IntegrationTests/BootCycleTests.swift)
-# boots in QEMU, once, outside git, in $PROVISION_TEST_VM (default $PROVISION_TEST_ROOTS/vm, i.e.
-# /var/cache/provision-tests/vm):
+# boots in QEMU, once, outside git, in $PROVISION_TEST_VM/GENERATOR (default
+# $PROVISION_TEST_ROOTS/vm, i.e. /var/cache/provision-tests/vm/initramfs-tools):
 #   base.raw     a partitioned disk (MBR, one ext4 partition at 1 MiB labelled vmroot) holding a
-#                debootstrapped Debian 12 (minbase + kernel, systemd, udev, initramfs-tools with
-#                MODULES=dep, GRUB for BIOS, git, pciutils and the C libraries provision links),
-#                booting through its own GRUB on a serial console; tests boot qcow2 overlays of it
+#                debootstrapped Debian 12 (minbase + kernel, systemd, udev, the initramfs generator,
+#                GRUB for BIOS, git, pciutils and the C libraries provision links), booting through
+#                its own GRUB on a serial console; tests boot qcow2 overlays of it
 #   .complete    the content hash of this script and scripts/vm/*: a change rebuilds the image
+#
+#   scripts/make-vm-image.sh [initramfs-tools|dracut]
+#
+# initramfs-tools (the default) builds lean images (MODULES=dep), dracut host-only ones
+# (hostonly=yes): only what this machine needs to mount its root, so that the rebuilds in the guest
+# take minutes, not tens of minutes, under software emulation.
 # No loop devices and nothing of this machine's own /etc or /boot: the partition table is written
 # into the file by sfdisk, the file system populated by mkfs.ext4 -d at the partition's offset, and
 # GRUB installed by the guest itself on a first boot (QEMU -kernel/-initrd, scripts/vm/firstboot.sh).
 # Re-running reuses what is already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache=${PROVISION_TEST_VM:-${PROVISION_TEST_ROOTS:-/var/cache/provision-tests}/vm}
+generator=${1:-initramfs-tools}
+case "$generator" in initramfs-tools | dracut) ;; *) echo "usage: $0 [initramfs-tools|dracut]" >&2; exit 2 ;; esac
+cache=${PROVISION_TEST_VM:-${PROVISION_TEST_ROOTS:-/var/cache/provision-tests}/vm}/$generator
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-hash=$(cat scripts/make-vm-image.sh scripts/vm/boot.sh scripts/vm/firstboot.sh scripts/vm/payload-runner \
-  scripts/vm/provision-payload.service | sha256sum | cut -c1-16)
+hash=$( (cat scripts/make-vm-image.sh scripts/vm/boot.sh scripts/vm/firstboot.sh scripts/vm/payload-runner \
+  scripts/vm/provision-payload.service; echo "$generator") | sha256sum | cut -c1-16)
 if [ "$(cat "$cache/.complete" 2>/dev/null)" = "$hash" ] && [ -f "$cache/base.raw" ]; then
   exit 0
 fi
@@ -37,7 +45,7 @@ mkdir -p "$work"
 log="$cache/build.log"
 : >"$log"
 started=$(date +%s)
-echo "make-vm-image: debootstrap (log: $log)" >&2
+echo "make-vm-image: $generator: debootstrap (log: $log)" >&2
 
 rootfs="$work/rootfs"
 packages=linux-image-amd64,systemd-sysv,udev,kmod,initramfs-tools,zstd,grub-pc-bin,grub2-common,grub-common,e2fsprogs
@@ -57,9 +65,28 @@ printf '[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --keep-b
 for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
-# The lean initramfs: only what this machine needs to mount its root (the first boot rebuilds it).
-sed -i 's/^MODULES=.*/MODULES=dep/' "$rootfs/etc/initramfs-tools/initramfs.conf"
-grep -q '^MODULES=dep$' "$rootfs/etc/initramfs-tools/initramfs.conf"
+if [ "$generator" = dracut ]; then
+  # dracut replaces initramfs-tools (which debootstrap picks for the kernel), through apt in the
+  # root; generic images while there (host-only detection would look at this machine).
+  echo "make-vm-image: dracut instead of initramfs-tools (apt-get in the root)" >&2
+  mkdir -p "$rootfs/etc/dracut.conf.d"
+  echo 'hostonly="no"' >"$rootfs/etc/dracut.conf.d/10-provision-vm.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod +x "$rootfs/usr/sbin/policy-rc.d"
+  mount -t proc proc "$rootfs/proc"
+  chroot "$rootfs" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dracut" >>"$log" 2>&1 \
+    || { umount "$rootfs/proc"; tail -20 "$log" >&2; exit 1; }
+  umount "$rootfs/proc"
+  rm -f "$rootfs/usr/sbin/policy-rc.d"
+  [ ! -e "$rootfs/usr/sbin/update-initramfs" ] || { echo "make-vm-image: initramfs-tools is still installed" >&2; exit 1; }
+  # The lean image: only what this machine needs to mount its root (the first boot rebuilds it).
+  printf '# Written by scripts/make-vm-image.sh: images for this machine only.\nhostonly="yes"\n' \
+    >"$rootfs/etc/dracut.conf.d/10-provision-vm.conf"
+else
+  # The lean initramfs: only what this machine needs to mount its root (the first boot rebuilds it).
+  sed -i 's/^MODULES=.*/MODULES=dep/' "$rootfs/etc/initramfs-tools/initramfs.conf"
+  grep -q '^MODULES=dep$' "$rootfs/etc/initramfs-tools/initramfs.conf"
+fi
 # GRUB on the serial console, one second's menu; grub-pc (whose postinst asks for devices) is not
 # installed, so this file is ours.
 mkdir -p "$rootfs/etc/default/grub.d"
@@ -88,7 +115,7 @@ cp "$rootfs/boot/initrd.img-$release" "$work/initrd.img"
 
 # The disk: 3 GiB sparse, an MBR with one bootable Linux partition from 1 MiB to the end, the root
 # file system written into it at that offset.
-echo "make-vm-image: disk image" >&2
+echo "make-vm-image: $generator: disk image" >&2
 disk="$work/base.raw"
 truncate -s 3G "$disk"
 printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk --no-reread --no-tell-kernel "$disk" >>"$log" 2>&1
@@ -98,7 +125,7 @@ mkfs.ext4 -q -F -L vmroot -E offset=1048576 -d "$rootfs" "$disk" "$((sectors / 2
   || { tail -20 "$log" >&2; exit 1; }
 
 # First boot: the guest installs GRUB on /dev/vda, rebuilds its initramfs and grub.cfg, powers off.
-echo "make-vm-image: first boot (GRUB installed by the guest; QEMU -accel tcg, a few minutes)" >&2
+echo "make-vm-image: $generator: first boot (GRUB installed by the guest; QEMU -accel tcg, a few minutes)" >&2
 mkdir -p "$work/payload"
 install -m 0755 scripts/vm/firstboot.sh "$work/payload/stage.sh"
 mkfs.ext4 -q -F -L payload -d "$work/payload" "$work/payload.img" 8M >>"$log" 2>&1
@@ -111,4 +138,4 @@ grep -q '^FIRSTBOOT END ok=yes' "$cache/firstboot.log" \
 mv "$disk" "$cache/base.raw"
 rm -rf "$work"
 echo "$hash" >"$cache/.complete"
-echo "make-vm-image: ready in $cache ($(( $(date +%s) - started ))s)" >&2
+echo "make-vm-image: $generator: ready in $cache ($(( $(date +%s) - started ))s)" >&2

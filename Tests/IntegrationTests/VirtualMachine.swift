@@ -24,8 +24,17 @@ final class VirtualMachine {
         return environment["PROVISION_TEST_VM"] ?? (environment["PROVISION_TEST_ROOTS"] ?? "/var/cache/provision-tests") + "/vm"
     }
 
-    /// initramfs-tools' MODULES= for the run (dep: the lean image CI uses; most: Debian's default).
+    /// initramfs-tools' MODULES= for the run (dep: the lean image CI uses; most: Debian's default,
+    /// for dracut hostonly=no), from PROVISION_VM_MODULES.
     static var modules: String { ProcessInfo.processInfo.environment["PROVISION_VM_MODULES"] ?? "dep" }
+
+    /// The images a run boots (PROVISION_VM_GENERATORS, comma-separated): initramfs-tools, dracut.
+    static var generators: [String] {
+        (ProcessInfo.processInfo.environment["PROVISION_VM_GENERATORS"] ?? "initramfs-tools").split(separator: ",").map(String.init)
+    }
+
+    /// The provision executable the guest runs: the one this test build made, or PROVISION_VM_BINARY.
+    static var binary: String { ProcessInfo.processInfo.environment["PROVISION_VM_BINARY"] ?? CLI.binary }
 
     let directory: TempRoot
     let overlay: String
@@ -35,11 +44,13 @@ final class VirtualMachine {
     private(set) var boots: [(name: String, seconds: Double)] = []
 
     /// Builds the image if needed (cached), the payload disk and the overlay.
-    init(vars: [String]) throws {
-        let make = try ProcessRunner.run([Package.path("scripts/make-vm-image.sh")])
-        guard make.status == 0 else { throw ProvisionError(.io, "scripts/make-vm-image.sh failed:\n\(make.output.suffix(3000))") }
+    init(generator: String, vars: [String]) throws {
+        let make = try ProcessRunner.run([Package.path("scripts/make-vm-image.sh"), generator])
+        guard make.status == 0 else {
+            throw ProvisionError(.io, "scripts/make-vm-image.sh \(generator) failed:\n\(make.output.suffix(3000))")
+        }
         directory = try TempRoot()
-        let base = Self.cache + "/base.raw"
+        let base = "\(Self.cache)/\(generator)/base.raw"
         overlay = directory.real("/overlay.qcow2")
         try Self.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", overlay])
 
@@ -50,15 +61,16 @@ final class VirtualMachine {
         for folder in ["bin", "libexec", "lib", "dress/etc"] {
             try FileManager.default.createDirectory(atPath: "\(tree)/\(folder)", withIntermediateDirectories: true)
         }
-        try Self.run(["cp", CLI.binary, "\(tree)/libexec/provision"])
-        let ldd = try ProcessRunner.run(["ldd", CLI.binary])
-        guard ldd.status == 0 else { throw ProvisionError(.io, "ldd \(CLI.binary): \(ldd.output)") }
+        let binary = Self.binary
+        try Self.run(["cp", binary, "\(tree)/libexec/provision"])
+        let ldd = try ProcessRunner.run(["ldd", binary])
+        guard ldd.status == 0 else { throw ProvisionError(.io, "ldd \(binary): \(ldd.output)") }
         var libraries: [String] = []
         for line in ldd.output.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard let arrow = fields.firstIndex(of: "=>"), arrow + 1 < fields.count else { continue }
             let path = String(fields[arrow + 1])
-            if path == "not" { throw ProvisionError(.io, "ldd \(CLI.binary): \(line)") }
+            if path == "not" { throw ProvisionError(.io, "ldd \(binary): \(line)") }
             if !["/lib/", "/lib64/", "/usr/lib/"].contains(where: path.hasPrefix) { libraries.append(path) }
         }
         if !libraries.isEmpty { try Self.run(["cp", "-L"] + libraries + ["\(tree)/lib/"]) }
@@ -73,7 +85,7 @@ final class VirtualMachine {
         payload = directory.real("/payload.img")
         try Self.run(["mkfs.ext4", "-q", "-F", "-L", "payload", "-d", tree, payload, "\(size + 32)M"])
 
-        logs = Self.cache + "/runs/last-\(Self.modules)"
+        logs = "\(Self.cache)/runs/last-\(generator)-\(Self.modules)"
         _ = try? ProcessRunner.run(["rm", "-rf", logs])
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
     }

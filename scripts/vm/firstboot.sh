@@ -1,6 +1,7 @@
 #!/bin/sh
 # The image's first boot (scripts/make-vm-image.sh), booted with QEMU's -kernel/-initrd: the guest
-# installs GRUB on its own disk and regenerates its lean initramfs (MODULES=dep) and grub.cfg, so
+# installs GRUB on its own disk and regenerates its lean initramfs (MODULES=dep, or dracut's
+# hostonly=yes) and grub.cfg, so
 # from then on the disk boots through GRUB by itself. Markers and output go to ttyS1.
 exec 3>/dev/ttyS1
 stty -F /dev/ttyS1 raw -echo 115200 2>/dev/null
@@ -10,8 +11,9 @@ say "FIRSTBOOT BEGIN $(uname -r)"
 say "cmdline: $(cat /proc/cmdline)"
 ok=no
 start=$(date +%s)
-if grub-install --target=i386-pc /dev/vda >&3 2>&1 && update-initramfs -u -k all >&3 2>&1 && update-grub >&3 2>&1; then ok=yes; fi
-say "FIRSTBOOT took $(( $(date +%s) - start ))s (grub-install, update-initramfs -u -k all, update-grub)"
+if command -v update-initramfs >/dev/null; then rebuild="update-initramfs -u -k all"; else rebuild="dracut --regenerate-all --force"; fi
+if grub-install --target=i386-pc /dev/vda >&3 2>&1 && $rebuild >&3 2>&1 && update-grub >&3 2>&1; then ok=yes; fi
+say "FIRSTBOOT took $(( $(date +%s) - start ))s (grub-install, $rebuild, update-grub)"
 lspci -nnk >&3 2>&1
 for group in /sys/kernel/iommu_groups/*; do say "iommu group ${group##*/}: $(ls "$group/devices" | tr '\n' ' ')"; done
 say "initramfs: $(ls -l /boot/initrd.img-* | tr -s ' ' | cut -d' ' -f5,9 | tr '\n' ' ')"

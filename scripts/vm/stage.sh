@@ -7,10 +7,11 @@
 #   PROVISION-EXIT name status             PROVISION-STDERR name: line
 #   PROVISION-CMDLINE ...  PROVISION-DRIVER address driver  PROVISION-UPTIME s  PROVISION-MARK what
 # then the machine powers off (QEMU exits). Stages:
-#   1 devices; apply the recipe on / (handlers: update-initramfs -u -k all, update-grub)
+#   1 devices; apply the recipe on / (handlers: update-initramfs -u -k all or dracut
+#     --regenerate-all --force, and update-grub)
 #   2 (rebooted) verify: everything passes; rollback
 #   3 (rebooted) verify: the expected failures; history; 4: apply again, which the test cuts off
-#     (QEMU killed) while the update-initramfs handler runs
+#     (QEMU killed) while the initramfs handler (update-initramfs or dracut) runs
 #   5 (rebooted after the power cut) apply: recovers the interrupted run, then applies
 #   6 (rebooted) verify: everything passes; git fsck --strict of the history; history
 P=/payload
@@ -55,6 +56,15 @@ info() {
   done
   say "PROVISION-MODULES $(cut -d' ' -f1 /proc/modules | grep -E '^(vfio|bochs|qxl|snd_hda_intel|drm)' | sort | tr '\n' ' ')"
   say "PROVISION-INITRAMFS $(ls -l /boot/initrd.img-* | tr -s ' ' | cut -d' ' -f5,9 | tr '\n' ' ')"
+  # Who bound the card's functions, and when (the kernel's log, not only the console's quiet part).
+  dmesg | grep -iE 'vfio|bochs|snd_hda|0000:00:06' | sed 's/^/PROVISION-DMESG /' >&3
+  # What the image holds that decides the race: the vfio modules, the card's drivers, modprobe.d.
+  lister=lsinitramfs
+  command -v lsinitramfs >/dev/null || lister=lsinitrd
+  for image in /boot/initrd.img-*; do
+    $lister "$image" 2>/dev/null | grep -E '/(vfio[^/]*|bochs|snd-hda-intel|qxl)\.ko|etc/modprobe.d/' \
+      | sed "s|^|PROVISION-IMAGE ${image##*/} |" >&3
+  done
 }
 finish() {
   echo "$1" >$state/stage
@@ -73,9 +83,13 @@ case $stage in
   json devices provision devices --json
   # The guest the recipe edits, as virt-install would have left it (the Debian snapshot's).
   cp -a $P/dress/etc/libvirt /etc/
-  if [ "$MODULES" != dep ]; then
+  # MODULES=most (Debian's default): every driver the generator would take for any machine.
+  if [ "$MODULES" != dep ] && [ -f /etc/initramfs-tools/initramfs.conf ]; then
     sed -i "s/^MODULES=.*/MODULES=$MODULES/" /etc/initramfs-tools/initramfs.conf
     say "PROVISION-MARK initramfs-tools MODULES=$MODULES"
+  elif [ "$MODULES" != dep ]; then
+    echo 'hostonly="no"' >/etc/dracut.conf.d/10-provision-vm.conf
+    say "PROVISION-MARK dracut hostonly=no"
   fi
   json apply provision apply $recipe $VARS --json
   text modprobe-conf cat /etc/modprobe.d/vfio.conf
@@ -96,10 +110,8 @@ case $stage in
   say "PROVISION-STAGE 4 BEGIN"
   # Tell the test when the initramfs is being rebuilt: it then cuts the power.
   (
-    while ! pgrep -f 'update-initramfs -u' >/dev/null; do sleep 0.2; done
-    say "PROVISION-MARK handler update-initramfs running"
-    while ! pgrep -f mkinitramfs >/dev/null; do sleep 0.2; done
-    say "PROVISION-MARK mkinitramfs running"
+    while ! pgrep -f 'update-initramfs -u|dracut --regenerate-all' >/dev/null; do sleep 0.2; done
+    say "PROVISION-MARK handler initramfs running"
   ) &
   json apply-cut provision apply $recipe $VARS --json
   say "PROVISION-MARK apply was not interrupted"
