@@ -80,6 +80,7 @@ import Testing
         #expect(statuses(third.json("verify")) == ["iommu=pass", "cmdline=fail", "vfio-pci=fail", "initramfs=fail"], "\(third.evidence)")
         let runs = (third.jsonArray("history") ?? []).compactMap { $0["action"] as? String }
         #expect(runs.filter { $0 == "apply" || $0 == "rollback" } == ["rollback", "apply"], "\(runs)")
+        #expect(third.exit("fsck-before-cut") == 0, "\(third.evidence)")
         #expect(third.cut, "the power was cut during the apply")
         #expect(!third.has("PROVISION-MARK apply was not interrupted"))
         #expect(third.exit("apply-cut") == nil)

@@ -148,10 +148,19 @@ final class VirtualMachine {
         }
     }
 
+    /// How long one boot may take before QEMU is killed: a stage rebuilds the initramfs up to twice
+    /// (recovery, then the apply), about 4.5 minutes for the lean images on 2 busy cores; Debian's
+    /// full images (MODULES=most, hostonly=no) take several times that. PROVISION_VM_BOOT_TIMEOUT
+    /// (seconds) overrides.
+    static var bootTimeout: Double {
+        if let given = ProcessInfo.processInfo.environment["PROVISION_VM_BOOT_TIMEOUT"].flatMap(Double.init) { return given }
+        return modules == "dep" ? 900 : 2700
+    }
+
     /// Boots the overlay once and waits for the guest to power off, at most `timeout` seconds (then
     /// QEMU is killed and the boot fails). With `cutPowerAfter`, QEMU is killed (SIGKILL: a power
     /// cut) `delay` seconds after the guest printed that line.
-    func boot(_ name: String, timeout: Double = 600, cutPowerAfter marker: String? = nil, delay: Double = 5) throws -> Boot {
+    func boot(_ name: String, timeout: Double = VirtualMachine.bootTimeout, cutPowerAfter marker: String? = nil, delay: Double = 5) throws -> Boot {
         let console = "\(logs)/\(name)-console.log", stage = "\(logs)/\(name)-ttyS1.log", output = "\(logs)/\(name)-qemu.log"
         let argv = ["/bin/bash", Package.path("scripts/vm/boot.sh"), overlay, payload, console, stage]
         var actions = posix_spawn_file_actions_t()

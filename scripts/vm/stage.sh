@@ -10,7 +10,7 @@
 #   1 devices; apply the recipe on / (handlers: update-initramfs -u -k all or dracut
 #     --regenerate-all --force, and update-grub)
 #   2 (rebooted) verify: everything passes; rollback
-#   3 (rebooted) verify: the expected failures; history; 4: apply again, which the test cuts off
+#   3 (rebooted) verify: the expected failures; history; git fsck; 4: apply again, which the test cuts off
 #     (QEMU killed) while the initramfs handler (update-initramfs or dracut) runs
 #   5 (rebooted after the power cut) apply: recovers the interrupted run, then applies
 #   6 (rebooted) verify: everything passes; git fsck --strict of the history; history
@@ -103,6 +103,7 @@ case $stage in
 3)
   json verify provision verify --json
   json history provision history --json
+  text fsck-before-cut git --git-dir /var/lib/provision/history.git fsck --strict
   echo 5 >$state/stage
   sync
   say "PROVISION-STAGE 3 END"
