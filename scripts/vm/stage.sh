@@ -119,7 +119,9 @@ case $stage in
   finish 5
   ;;
 5)
-  text state ls -la /var/lib/provision /boot
+  # What the cut left: the run's journal beside the history, the files it wrote, the old images.
+  text state ls -la /var/lib/provision/history.git /boot
+  text journal cat /var/lib/provision/history.git/provision-journal.json
   json apply-recover provision apply $recipe $VARS --json
   finish 6
   ;;
