@@ -88,6 +88,7 @@ import Testing
         // 5: the host still boots; apply recovers the interrupted run first, then applies.
         let fifth = try vm.boot("stage5")
         try #require(fifth.has("PROVISION-STAGE 5 END"), "\(fifth.evidence)")
+        #expect(fifth.exit("journal") == 0, "the cut run's journal survived the power cut: \(fifth.evidence)")
         #expect(fifth.exit("apply-recover") == 0, "\(fifth.evidence)")
         let recovered = fifth.json("apply-recover")
         #expect(recovered?["recovered"] as? Int != nil, "apply says it recovered the interrupted run: \(fifth.evidence)")
