@@ -451,6 +451,8 @@ extension Engine {
             return owners.allSatisfy { $0 != nil } ? owners.map { $0! } : nil
         }
         var owners = try attempt(cached)
+        // A cache naming a commit the history cannot read is ignored like any other bad cache.
+        if let found = owners, cached != nil, !Set(found).allSatisfy({ (try? history.repo.commit($0)) != nil }) { owners = nil }
         if owners == nil && cached != nil { owners = try attempt(nil) }
         guard let owners else { throw ProvisionError(.history, "libgit2's blame of \(key) did not account for every line") }
         cache.save(commit: tip, owners: owners)
