@@ -385,6 +385,31 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: attributes))
     }
 
+    /// status beyond drift: the reboot the apply in effect needs (the snapshot's /proc/cmdline
+    /// lacks its parameters), and a run killed half-way (exit 3 until the next run recovers it).
+    @Test func statusReportsAPendingRebootAndAnInterruptedRun() throws {
+        let host = Host(temp: try TempRoot(copying: "arch"))
+        #expect(try host.run(["status"]).stdout.contains("no history"))
+        try host.run(["apply", Self.recipe])
+        let applied = try #require(try host.json(["status"]) as? [String: Any])
+        #expect(applied["reboot_required"] as? Bool == true)
+        #expect((applied["reboot_missing"] as? [String])?.contains("iommu=pt") == true)
+        #expect(applied["lastApplied"] as? Int == 1)
+        try host.run(["rollback"])
+        let undone = try #require(try host.json(["status"]) as? [String: Any])
+        #expect(undone["reboot_required"] as? Bool == false, "nothing in effect needs a reboot")
+        #expect(undone["lastApplied"] == nil)
+        let crashed = try CLI.run(
+            ["apply", Self.recipe, "--root", host.temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "2"])
+        #expect(crashed.signal == 9)
+        let interrupted = try #require(try host.json(["status"], expect: 3) as? [String: Any])
+        let recovery = try #require(interrupted["recovery"] as? [String: Any])
+        #expect(recovery["run"] as? Int == 3 && recovery["action"] as? String == "apply")
+        #expect(try host.run(["status"], expect: 3).stdout.contains("interrupted: apply run 3 did not finish"))
+        try host.run(["rollback"])
+        #expect((try host.json(["status"]) as? [String: Any])?["recovery"] == nil)
+    }
+
     /// A tag lost (or never written: a run killed between its commit and its tag) is written by
     /// the next run; a tag moved to another commit is not believed.
     @Test func runTagsAreRepairedAndCheckedAgainstTheirRecords() throws {
