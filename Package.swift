@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "CSystem", path: "Sources/CSystem"),
         .target(
             name: "ProvisionCore",
-            dependencies: ["CGit2", "CSystem", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CGit2", "CArchive", "CSystem", .product(name: "Yams", package: "Yams")],
             path: "Sources/ProvisionCore"),
         .target(name: "ProvisionEdit", dependencies: ["ProvisionCore", "CXML2"], path: "Sources/ProvisionEdit"),
         .target(

@@ -24,3 +24,26 @@ printf 'CLI wall time (process start included), medians: plan %s ms, apply %s ms
   "$(printf '%s\n' "${plan[@]}" | median)" "$(printf '%s\n' "${apply[@]}" | median)" \
   "$(printf '%s\n' "${noop[@]}" | median)" "$(printf '%s\n' "${rollback[@]}" | median)"
 rm -rf "$root"
+
+# The audit commands as whole commands on 100 and 10,000 runs (BENCH_AUDIT_CLI=0 skips it: filling
+# the long history takes minutes), then export and verify of the long one.
+if [ "${BENCH_AUDIT_CLI:-1}" = 1 ]; then
+  short=$(mktemp -u /tmp/provision-bench-short-XXXXXX); long=$(mktemp -u /tmp/provision-bench-long-XXXXXX)
+  BENCH_FILL_ONLY="$short" BENCH_HISTORY_RUNS=100 .build/release/provision-bench
+  BENCH_FILL_ONLY="$long" .build/release/provision-bench
+  for r in "$short" "$long"; do .build/release/provision blame /etc/default/grub --root "$r" >/dev/null; done
+  for cmd in "history -n 20" "diff 50" "blame /etc/default/grub" "status"; do
+    line="$cmd:"
+    for r in "$short" "$long"; do
+      values=()
+      # shellcheck disable=SC2086
+      for _ in $(seq 15); do values+=("$(time_ms .build/release/provision $cmd --root "$r")"); done
+      line="$line $(printf '%s\n' "${values[@]}" | median) ms"
+    done
+    echo "CLI $line (100 runs, ${BENCH_HISTORY_RUNS:-10000} runs)"
+  done
+  archive=$(mktemp -u /tmp/provision-bench-XXXXXX.tar.zst)
+  printf 'export of the long history: %s ms, ' "$(( $(time_ms .build/release/provision export "$archive" --root "$long") / 1000 ))"
+  printf 'export --verify: %s ms, %s bytes\n' "$(( $(time_ms .build/release/provision export --verify "$archive") / 1000 ))" "$(stat -c %s "$archive")"
+  rm -rf "$short" "$long" "$archive"
+fi

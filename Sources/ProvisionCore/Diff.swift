@@ -26,10 +26,13 @@ public enum Diff {
     }
 
     /// `redact` rewrites each printed line (and a hunk header's context text) before it is output.
+    /// `requireUTF8` false diffs any text without NUL bytes (as git does), not only UTF-8.
     public static func unified(
-        old: Data, new: Data, oldLabel: String, newLabel: String, context: Int = 3, redact: ((Substring) -> String)? = nil
+        old: Data, new: Data, oldLabel: String, newLabel: String, context: Int = 3, redact: ((Substring) -> String)? = nil,
+        requireUTF8: Bool = true
     ) -> String {
-        guard String(data: old, encoding: .utf8) != nil, String(data: new, encoding: .utf8) != nil, !old.contains(0), !new.contains(0)
+        guard !requireUTF8 || (String(data: old, encoding: .utf8) != nil && String(data: new, encoding: .utf8) != nil), !old.contains(0),
+            !new.contains(0)
         else {
             return "Binary files \(oldLabel) and \(newLabel) differ (\(old.count) -> \(new.count) bytes)\n"
         }
@@ -96,6 +99,60 @@ public enum Diff {
         return out
     }
 
+    /// Lines as git counts them: split at newlines, a last line without one counts too.
+    public static func lines(_ data: Data) -> [Substring] {
+        let text = String(decoding: data, as: UTF8.self)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if text.hasSuffix("\n") || text.isEmpty { lines.removeLast() }
+        return lines
+    }
+
+    /// For each line of `new`, the index of the line of `old` it still is, or nil for a line that
+    /// was added or changed (git's hunks, no context).
+    public static func lineMapping(old: Data, new: Data) -> [Int?] {
+        let count = lines(new).count
+        var mapping = [Int?](repeating: nil, count: count)
+        var hunks: [(oldStart: Int, oldLines: Int, newStart: Int, newLines: Int)] = []
+        GitRepository.initialize()
+        old.withUnsafeBytes { oldBytes in
+            new.withUnsafeBytes { newBytes in
+                var options = git_diff_options()
+                git_diff_options_init(&options, UInt32(GIT_DIFF_OPTIONS_VERSION))
+                options.context_lines = 0
+                options.flags = GIT_DIFF_FORCE_TEXT.rawValue
+                var patch: OpaquePointer?
+                guard git_patch_from_buffers(&patch, oldBytes.baseAddress, oldBytes.count, nil, newBytes.baseAddress, newBytes.count, nil, &options) == 0,
+                    let patch
+                else { return }
+                defer { git_patch_free(patch) }
+                for index in 0..<git_patch_num_hunks(patch) {
+                    var hunk: UnsafePointer<git_diff_hunk>?
+                    var lineCount = 0
+                    guard git_patch_get_hunk(&hunk, &lineCount, patch, index) == 0, let h = hunk?.pointee else { continue }
+                    hunks.append((Int(h.old_start), Int(h.old_lines), Int(h.new_start), Int(h.new_lines)))
+                }
+            }
+        }
+        var oldIndex = 0, newIndex = 0
+        for hunk in hunks {
+            // An empty side's start names the line before it.
+            let newStart = hunk.newLines == 0 ? hunk.newStart : hunk.newStart - 1
+            while newIndex < newStart && newIndex < count {
+                mapping[newIndex] = oldIndex
+                newIndex += 1
+                oldIndex += 1
+            }
+            newIndex += hunk.newLines
+            oldIndex += hunk.oldLines
+        }
+        while newIndex < count {
+            mapping[newIndex] = oldIndex
+            newIndex += 1
+            oldIndex += 1
+        }
+        return mapping
+    }
+
     /// diff -u ranges: "start,count", "start" when one line, and the line before for an empty range.
     private static func range(_ start: Int, _ count: Int) -> String {
         count == 1 ? "\(start)" : "\(start),\(count)"
@@ -110,6 +167,13 @@ public enum Secrets {
     public static func redactor(for path: String) -> ((Substring) -> String)? {
         guard files.contains(path) else { return nil }
         return { line in redact(line) }
+    }
+
+    /// A whole shadow or gshadow file with every hash field redacted (line ends kept).
+    public static func redactText(_ data: Data) -> Data {
+        let text = String(decoding: data, as: UTF8.self)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        return Data(lines.map { redact($0) }.joined(separator: "\n").utf8)
     }
 
     /// `name:HASH:rest` -> `name:<redacted>:rest`, keeping a lock prefix (`!`) and the markers that

@@ -15,6 +15,8 @@ public struct RunReport: Sendable {
     public var recovered: RunRecord?
     /// Paths whose hand edits were recorded as a drift commit before this run.
     public var drift: [String]
+    /// The history was packed at the end of the run (its loose objects passed gc.auto).
+    public var packed: PackReport? = nil
 
     public var failedHandlers: [RunRecord.HandlerEntry] { record.handlers.filter { $0.status == .failed } }
 }
@@ -30,6 +32,9 @@ public struct HistoryEntry: Sendable, Codable {
     public var recipe: String?
     public var files: [RunRecord.FileEntry]
     public var undid: [Int]?
+    public var host: String
+    /// The steps that changed something (apply runs).
+    public var steps: [String]?
 
     init(_ record: RunRecord, _ info: GitCommitInfo) {
         run = record.run
@@ -41,6 +46,8 @@ public struct HistoryEntry: Sendable, Codable {
         recipe = record.recipeName
         files = record.files
         undid = record.undid
+        host = record.host
+        steps = record.steps.map { $0.filter { !$0.files.isEmpty }.map(\.id) }
     }
 }
 
@@ -115,7 +122,8 @@ public final class Engine {
 
         let handlers = plan.handlers + pending.filter { failed in !plan.handlers.contains { $0.argv == failed.argv } }
         var record = newRecord(run: run, action: .apply, started: started)
-        record.recipe = recipe.path
+        record.recipe = recipe.absolutePath ?? recipe.path
+        record.recipeSHA256 = recipe.sha256
         record.recipeName = recipe.name
         record.vars = plan.vars
         record.facts = plan.facts
@@ -136,7 +144,22 @@ public final class Engine {
         }
         return RunReport(
             record: committed.record!, commit: committed.commit!.description, plan: plan, changes: plan.changes,
-            recovered: recovered, drift: drifted.map(\.path))
+            recovered: recovered, drift: drifted.map(\.path), packed: autoPack(history))
+    }
+
+    /// Packs the history when its loose objects passed gc.auto (git's default, 6,700), at the end
+    /// of a run that is already recorded: a failure is told, never the run's failure.
+    private func autoPack(_ history: HistoryStore) -> PackReport? {
+        let due = history.repo.autoPackDue()
+        guard due.due else { return nil }
+        do {
+            let report = try history.repo.pack(full: due.full)
+            refreshBlameCaches(history, all: false)
+            return report
+        } catch {
+            onRepair("packing the history failed (\((error as? ProvisionError)?.message ?? "\(error)")); the run is recorded, and provision history gc tries again")
+            return nil
+        }
     }
 
     /// Handlers that failed and have not run successfully since, as the last record says. Older
@@ -217,7 +240,7 @@ public final class Engine {
         }
         return RunReport(
             record: committed.record!, commit: committed.commit!.description, plan: nil, changes: changes, recovered: recovered,
-            drift: force ? conflicts.map(\.path) : [])
+            drift: force ? conflicts.map(\.path) : [], packed: autoPack(history))
     }
 
     private struct Undo {
@@ -230,9 +253,7 @@ public final class Engine {
         var createdDirectories: [String]
     }
 
-    private static func isRun(_ action: RunRecord.Action) -> Bool {
-        action == .apply || action == .rollback || action == .recover
-    }
+    static func isRun(_ action: RunRecord.Action) -> Bool { HistoryStore.isRun(action) }
 
     private func undoRun(_ target: Int?, history: HistoryStore) throws -> Undo {
         var undoneBy: [Int: Int] = [:]
@@ -555,10 +576,18 @@ public final class Engine {
     }
 
     private func newRecord(run: Int, action: RunRecord.Action, started: Date) -> RunRecord {
-        RunRecord(
+        let who = invoker
+        var record = RunRecord(
             run: run, action: action, summary: "", files: [], createdDirectories: [], handlers: [], notices: [],
-            host: hostName, user: Self.userName, version: provisionVersion, startedAt: started)
+            host: hostName, user: who.user, version: provisionVersion, startedAt: started)
+        record.uid = who.uid
+        record.userSource = who.source.rawValue
+        record.effectiveUser = who.effectiveUser
+        return record
     }
+
+    /// Who runs this engine; found once.
+    public lazy var invoker: Invoker = Invoker.current()
 
     private func names() -> HostView { HostView(root: root, facts: .map([:])) }
 
@@ -569,18 +598,12 @@ public final class Engine {
         return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
     }()
 
-    static var userName: String {
-        let env = ProcessInfo.processInfo.environment
-        if let user = env["SUDO_USER"] ?? env["USER"], !user.isEmpty { return user }
-        if let entry = getpwuid(geteuid()) { return String(cString: entry.pointee.pw_name) }
-        return "uid\(geteuid())"
-    }
 
     /// The history, nil when there is none yet. With `repairing` (only under the root lock), the
     /// leftovers of a killed run are removed first: libgit2 lock and temporary files, a journal
     /// temp file, the space reserve, a half-created history, and `.NAME.provision-XXXXXX` temp files
     /// in the directories of every tracked or journaled path.
-    private func openHistory(repairing: Bool = false) throws -> HistoryStore? {
+    func openHistory(repairing: Bool = false) throws -> HistoryStore? {
         var leftovers: [String] = []
         if repairing {
             leftovers += GitRepository.removeStaleFiles(historyPath)
@@ -613,6 +636,16 @@ public final class Engine {
                 }
             }
             leftovers += root.removeOrphans(in: directories).map(root.real)
+            // Histories from before run tags and attributes get them; a tag a killed run did not
+            // write is written now.
+            do {
+                let tagged = try history.repairTags(tip)
+                if tagged > 1 { onRepair("tagged \(tagged) earlier runs as run/N in \(historyPath)") }
+            } catch {
+                // The tags name what main already records; a full disk must not stop the run.
+                onRepair("could not tag the runs of \(historyPath) (\((error as? ProvisionError)?.message ?? "\(error)")); the next run tries again")
+            }
+            _ = history.repo.ensureAttributes()
         }
         report(leftovers)
         return history
@@ -635,21 +668,18 @@ public final class Engine {
     // MARK: reading history
 
     public func history(path: String? = nil, limit: Int? = nil) throws -> [HistoryEntry] {
-        guard let history = try openHistory() else { return [] }
-        let filter = try path.map { try root.resolve(try HostRoot.normalize($0)) }
-        var entries: [HistoryEntry] = []
-        try history.walk { point, info in
-            guard let record = point.record else { return true }
-            if let filter, !record.files.contains(where: { $0.path == filter }) { return true }
-            entries.append(HistoryEntry(record, info))
-            return limit.map { entries.count < $0 } ?? true
-        }
-        return entries
+        try history(HistoryFilter(path: path, limit: limit))
     }
 
-    /// The newest apply that no rollback or recovery has undone: what the host should now be.
+    /// The newest apply that no rollback or recovery has undone: what the host should now be. The
+    /// tip's record names it (`appliesInEffect`), so this reads two commits, not the history.
     public func lastApplied() throws -> RunRecord? {
         guard let history = try openHistory() else { return nil }
+        let tip = try history.tip()
+        if let record = tip.record, let list = record.appliesInEffect, !list.isEmpty || record.appliesInEffectComplete == true {
+            guard let run = list.first else { return nil }
+            if let found = try history.runCommit(run), found.record.action == .apply { return found.record }
+        }
         var undone: Set<Int> = []
         var found: RunRecord?
         try history.walk { point, _ in

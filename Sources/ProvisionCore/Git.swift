@@ -46,12 +46,13 @@ struct GitCommitInfo {
     var parent: ObjectID?
     var message: String
     var time: Date
+    var author: String = ""
 }
 
 /// One libgit2 repository handle. libgit2 objects are not thread-safe, so a handle belongs to
 /// one task at a time; the engine opens one per command.
 final class GitRepository {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     let path: String
     static let branch = "refs/heads/main"
 
@@ -66,7 +67,7 @@ final class GitRepository {
     /// For libgit2 users that need no repository (buffer diffs).
     static func initialize() { _ = initialized }
 
-    private init(handle: OpaquePointer, path: String) {
+    init(wrapping handle: OpaquePointer, path: String) {
         self.handle = handle
         self.path = path
     }
@@ -111,7 +112,7 @@ final class GitRepository {
         guard git_repository_open_bare(&repo, path) == 0, let repo else {
             throw damaged(path, lastError("it cannot be opened").message, repair: "Run git --git-dir \(path) fsck to see what is lost.")
         }
-        let opened = GitRepository(handle: repo, path: path)
+        let opened = GitRepository(wrapping: repo, path: path)
         // Without the branch, commits that record a run mean the branch was lost. Only pre-state or
         // drift commits mean a first run was killed before it created the branch, before any host
         // file changed: unreachable leftovers, not damage.
@@ -147,6 +148,7 @@ final class GitRepository {
         }
         guard status == 0, let repo else { throw lastError("cannot create history at \(path)") }
         git_repository_free(repo)
+        writeAttributes(temporary)
         chmod(temporary, 0o700)
         syncDirectory(temporary)
         guard rename(temporary, path) == 0 else {
@@ -176,13 +178,21 @@ final class GitRepository {
         // writes them in objects/ and objects/pack/, never deeper): a bounded look, not a walk of
         // every object.
         for name in (try? manager.contentsOfDirectory(atPath: path)) ?? [] where name.hasSuffix(".lock") { candidates.append(name) }
+        // refs/tags/run holds one tag per run until history is packed: not walked here. The one
+        // tag a killed run can have been writing is its own (`removeStaleTagLock`).
         if let refs = manager.enumerator(atPath: path + "/refs") {
             while let relative = refs.nextObject() as? String {
+                if relative == "tags/run" {
+                    refs.skipDescendants()
+                    continue
+                }
                 if relative.hasSuffix(".lock") { candidates.append("refs/" + relative) }
             }
         }
+        // The pack builder writes `pack_git2_*` and `*.idx.lock` before renaming them into place.
         for directory in ["objects", "objects/pack"] {
-            for name in (try? manager.contentsOfDirectory(atPath: path + "/" + directory)) ?? [] where name.hasPrefix("tmp_") {
+            for name in (try? manager.contentsOfDirectory(atPath: path + "/" + directory)) ?? []
+            where name.hasPrefix("tmp_") || (directory == "objects/pack" && (name.hasPrefix("pack_git2_") || name.hasSuffix(".lock"))) {
                 candidates.append(directory + "/" + name)
             }
         }
@@ -281,7 +291,8 @@ final class GitRepository {
             tree: ObjectID(git_commit_tree_id(commit).pointee),
             parent: parent,
             message: String(cString: git_commit_message(commit)),
-            time: Date(timeIntervalSince1970: TimeInterval(git_commit_time(commit))))
+            time: Date(timeIntervalSince1970: TimeInterval(git_commit_time(commit))),
+            author: git_commit_author(commit).map { String(cString: $0.pointee.name) } ?? "")
     }
 
     /// The blob id and git file mode at `path` inside a tree, or nil when absent.

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A view of history at one commit.
 struct HistoryPoint {
     var commit: ObjectID?
@@ -87,8 +91,13 @@ final class HistoryStore {
         }
     }
 
-    /// Records `files` (host path -> state) on top of `base` as one commit.
+    /// Records `files` (host path -> state) on top of `base` as one commit. A run commit (apply,
+    /// rollback, recover) is tagged `run/N` once it is read back.
     func commit(_ base: HistoryPoint, files: [(path: String, state: FileState)], record: RunRecord, names: HostView) throws -> HistoryPoint {
+        var record = record
+        let inEffect = try appliesInEffect(after: base, record: record)
+        record.appliesInEffect = inEffect.runs
+        record.appliesInEffectComplete = inEffect.complete
         var meta = base.meta
         var changes: [GitRepository.TreeChange] = []
         for (path, state) in files {
@@ -114,12 +123,119 @@ final class HistoryStore {
             author: (record.user, "\(record.user)@\(record.host)"), time: record.startedAt)
         let present = files.filter { $0.state.exists }.map { HostRoot.relative($0.path) }
         try repo.verifyRecorded(commit, files: [Self.metaPath, Self.recordPath] + present)
+        // The run is recorded whatever happens to its tag: a tag that could not be written is
+        // made by the next run (`repairTags`).
+        if Self.isRun(record.action) { try? repo.setReference(GitRepository.runTag(record.run), to: commit, message: "provision: run \(record.run)") }
         return HistoryPoint(commit: commit, tree: tree, meta: meta, record: record)
+    }
+
+    static func isRun(_ action: RunRecord.Action) -> Bool { action == .apply || action == .rollback || action == .recover }
+
+    /// The applies in effect once `record` is committed on `base`: the base's list, less what the
+    /// record undoes, plus the record itself when it is an apply (at most 32, newest first).
+    func appliesInEffect(after base: HistoryPoint, record: RunRecord) throws -> (runs: [Int], complete: Bool) {
+        var runs: [Int]
+        var complete: Bool
+        if let previous = base.record {
+            if let list = previous.appliesInEffect {
+                (runs, complete) = (list, previous.appliesInEffectComplete ?? true)
+            } else {
+                (runs, complete) = try appliesInEffectByWalk()
+            }
+        } else {
+            (runs, complete) = ([], true)
+        }
+        let undone = Set(record.undid ?? [])
+        runs.removeAll { undone.contains($0) }
+        if record.action == .apply { runs.insert(record.run, at: 0) }
+        if runs.count > 32 {
+            runs = Array(runs.prefix(32))
+            complete = false
+        }
+        return (runs, complete)
+    }
+
+    /// For a history written before records carried the list: once, the whole walk.
+    private func appliesInEffectByWalk() throws -> (runs: [Int], complete: Bool) {
+        var undone: Set<Int> = []
+        var runs: [Int] = []
+        try walkRecords { record, _ in
+            undone.formUnion(record.undid ?? [])
+            if record.action == .apply && !undone.contains(record.run) { runs.append(record.run) }
+            return true
+        }
+        return (Array(runs.prefix(32)), runs.count <= 32)
+    }
+
+    /// The record of one commit, reading only `.provision/run.json`.
+    func record(at commit: ObjectID) throws -> (RunRecord?, GitCommitInfo) {
+        let info = try repo.commit(commit)
+        do {
+            let record = try repo.blob(tree: info.tree, path: Self.recordPath).map { try JSONDecoder.history.decode(RunRecord.self, from: $0) }
+            return (record, info)
+        } catch let error as ProvisionError {
+            throw damage(error.message)
+        } catch {
+            throw damage("commit \(commit.short) holds an unreadable record (\(error))")
+        }
+    }
+
+    /// Records from the tip back along first parents, newest first (the metadata is not read).
+    func walkRecords(from start: ObjectID? = nil, _ body: (RunRecord, GitCommitInfo) throws -> Bool) throws {
+        var next = try start ?? repo.tip()
+        while let id = next {
+            let (record, info) = try record(at: id)
+            if let record, try !body(record, info) { return }
+            next = info.parent
+        }
+    }
+
+    /// The commit of run N (apply, rollback or recover): its tag, checked against the record it
+    /// points at (a tag is as untrusted as the rest of a handed-over history), else a walk.
+    func runCommit(_ run: Int) throws -> (id: ObjectID, record: RunRecord, info: GitCommitInfo)? {
+        if let tagged = try repo.reference(GitRepository.runTag(run)),
+            let (record, info) = try? record(at: tagged), let record, record.run == run, Self.isRun(record.action)
+        {
+            return (tagged, record, info)
+        }
+        var found: (ObjectID, RunRecord, GitCommitInfo)?
+        try walkRecords { record, info in
+            if record.run < run { return false }
+            if record.run == run && Self.isRun(record.action) {
+                found = (info.id, record, info)
+                return false
+            }
+            return true
+        }
+        return found
+    }
+
+    /// Tags every run commit that lacks its tag (a history from before tags, or a run killed
+    /// between its commit and its tag): the untagged ones from the tip back to the first tagged
+    /// one, tagged oldest first, so that a tagged tip always means every run below it is tagged
+    /// and the check costs one lookup. Under the root lock: a tag's stale lock file goes first.
+    func repairTags(_ tip: HistoryPoint) throws -> Int {
+        guard let start = tip.commit else { return 0 }
+        if let record = tip.record, Self.isRun(record.action), try repo.reference(GitRepository.runTag(record.run)) == start { return 0 }
+        var missing: [(run: Int, id: ObjectID)] = []
+        try walkRecords(from: start) { record, info in
+            guard Self.isRun(record.action) else { return true }
+            if try repo.reference(GitRepository.runTag(record.run)) == info.id { return false }
+            missing.append((record.run, info.id))
+            return true
+        }
+        for (run, id) in missing.reversed() {
+            let name = GitRepository.runTag(run)
+            unlink(repo.path + "/" + name + ".lock")
+            try repo.setReference(name, to: id, message: "provision: run \(run)")
+        }
+        return missing.count
     }
 
     static func message(_ record: RunRecord) -> String {
         var trailers = ["Provision-Run: \(record.run)", "Provision-Action: \(record.action.rawValue)"]
         if let name = record.recipeName, let path = record.recipe { trailers.append("Provision-Recipe: \(name) (\(path))") }
+        if let hash = record.recipeSHA256, record.recipe != nil { trailers.append("Provision-Recipe-SHA256: \(hash)") }
         if let undid = record.undid, !undid.isEmpty { trailers.append("Provision-Undid: \(undid.map(String.init).joined(separator: ", "))") }
         trailers += ["Provision-Host: \(record.host)", "Provision-User: \(record.user)", "Provision-Version: \(record.version)"]
         var body = ""

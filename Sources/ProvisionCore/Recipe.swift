@@ -55,6 +55,9 @@ public struct Recipe: Sendable {
     public var vars: [String: Value]
     public var varOrder: [String]
     public var steps: [RecipeStep]
+    /// SHA-256 of the recipe's bytes, and its absolute path when it was read from a file.
+    public var sha256: String? = nil
+    public var absolutePath: String? = nil
 
     /// Recipes are small; anything larger is refused before it is parsed.
     public static let maxBytes = 1 << 20
@@ -64,7 +67,10 @@ public struct Recipe: Sendable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ProvisionError(.invalidInput, "recipe \(path) is not UTF-8 text")
         }
-        return try parse(text, file: path, registry: registry)
+        var recipe = try parse(text, file: path, registry: registry)
+        recipe.sha256 = SHA256.hex(data)
+        recipe.absolutePath = URL(fileURLWithPath: path).standardizedFileURL.path
+        return recipe
     }
 
     /// The recipe file, read with a bound: a FIFO or device is refused without blocking (opened
@@ -148,7 +154,7 @@ public struct Recipe: Sendable {
             }
             steps.append(step)
         }
-        return Recipe(path: file, name: name, description: description, vars: vars, varOrder: varOrder, steps: steps)
+        return Recipe(path: file, name: name, description: description, vars: vars, varOrder: varOrder, steps: steps, sha256: SHA256.hex(Data(text.utf8)))
     }
 
     private static func parseStep(_ node: RecipeNode, index: Int, registry: PluginRegistry, vars: Set<String>) throws -> RecipeStep {

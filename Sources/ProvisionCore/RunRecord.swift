@@ -67,10 +67,24 @@ public struct RunRecord: Sendable, Codable {
     /// apply runs them again, however many runs, recoveries or crashes lie between.
     public var pendingHandlers: [HandlerAction]?
     public var host: String
+    /// Who ran it: the invoking user (SUDO_USER, else the login uid's name, else the effective user).
     public var user: String
+    /// The invoking user's uid, when known.
+    public var uid: UInt32?
+    /// Where `user` came from: "sudo", "loginuid" or "effective".
+    public var userSource: String?
+    /// The user the process ran as (root, for a change to /etc).
+    public var effectiveUser: String?
     public var version: String
     public var startedAt: Date
     public var durationMs: Int?
+    /// SHA-256 of the recipe file's bytes as the run read them.
+    public var recipeSHA256: String?
+    /// The applies in effect after this commit (not undone by a rollback or recovery), newest first,
+    /// at most 32: `lastApplied` reads the tip instead of walking history. `appliesInEffectComplete`
+    /// false means older ones may lie beyond the list.
+    public var appliesInEffect: [Int]?
+    public var appliesInEffectComplete: Bool?
 
     public var changedFiles: [String] { files.map(\.path) }
 }

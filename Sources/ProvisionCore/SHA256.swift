@@ -1,9 +1,10 @@
 import Foundation
 
-/// SHA-256 (FIPS 180-4), for pinning downloaded ROMs. Small inputs only (a ROM is at most 16 MiB),
-/// so a straightforward implementation beats pulling in a crypto package.
+/// SHA-256 (FIPS 180-4), for pinning downloaded ROMs, recipe hashes and export manifests. A plain
+/// implementation beats pulling in a crypto package; `Hasher` takes input in pieces, so a large
+/// export member is hashed as it is written.
 public enum SHA256 {
-    private static let k: [UInt32] = [
+    fileprivate static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
         0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
         0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
@@ -15,18 +16,63 @@ public enum SHA256 {
 
     /// Lower-case hex digest.
     public static func hex(_ data: Data) -> String {
-        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var message = [UInt8](data)
-        let bitLength = UInt64(message.count) * 8
-        message.append(0x80)
-        while message.count % 64 != 56 { message.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { message.append(UInt8((bitLength >> UInt64(shift)) & 0xff)) }
-        var w = [UInt32](repeating: 0, count: 64)
-        func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-        for chunk in stride(from: 0, to: message.count, by: 64) {
+        var hasher = Hasher()
+        hasher.update(data)
+        return hasher.finalize()
+    }
+
+    public struct Hasher: Sendable {
+        private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+        private var pending: [UInt8] = []
+        private var length: UInt64 = 0
+
+        public init() {}
+
+        public mutating func update(_ data: Data) {
+            length &+= UInt64(data.count)
+            data.withUnsafeBytes { raw in
+                var bytes = raw.bindMemory(to: UInt8.self)[...]
+                if !pending.isEmpty {
+                    let take = min(64 - pending.count, bytes.count)
+                    pending.append(contentsOf: bytes.prefix(take))
+                    bytes = bytes.dropFirst(take)
+                    guard pending.count == 64 else { return }
+                    let block = pending
+                    block.withUnsafeBufferPointer { compress($0[...]) }
+                    pending.removeAll(keepingCapacity: true)
+                }
+                while bytes.count >= 64 {
+                    compress(bytes.prefix(64))
+                    bytes = bytes.dropFirst(64)
+                }
+                pending.append(contentsOf: bytes)
+            }
+        }
+
+        public mutating func finalize() -> String {
+            var tail = pending
+            tail.append(0x80)
+            while tail.count % 64 != 56 { tail.append(0) }
+            let bits = length &* 8
+            for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8((bits >> UInt64(shift)) & 0xff)) }
+            tail.withUnsafeBufferPointer { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    compress(buffer[offset..<(offset + 64)])
+                    offset += 64
+                }
+            }
+            pending = []
+            return h.map { String(format: "%08x", $0) }.joined()
+        }
+
+        private mutating func compress(_ block: Slice<UnsafeBufferPointer<UInt8>>) {
+            var w = [UInt32](repeating: 0, count: 64)
+            @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+            let base = block.startIndex
             for i in 0..<16 {
-                let j = chunk + i * 4
-                w[i] = UInt32(message[j]) << 24 | UInt32(message[j + 1]) << 16 | UInt32(message[j + 2]) << 8 | UInt32(message[j + 3])
+                let j = base + i * 4
+                w[i] = UInt32(block[j]) << 24 | UInt32(block[j + 1]) << 16 | UInt32(block[j + 2]) << 8 | UInt32(block[j + 3])
             }
             for i in 16..<64 {
                 let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
@@ -37,7 +83,7 @@ public enum SHA256 {
             for i in 0..<64 {
                 let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
                 let choice = (e & f) ^ (~e & g)
-                let t1 = hh &+ s1 &+ choice &+ k[i] &+ w[i]
+                let t1 = hh &+ s1 &+ choice &+ SHA256.k[i] &+ w[i]
                 let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
                 let majority = (a & b) ^ (a & c) ^ (b & c)
                 let t2 = s0 &+ majority
@@ -45,6 +91,5 @@ public enum SHA256 {
             }
             h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
         }
-        return h.map { String(format: "%08x", $0) }.joined()
     }
 }

@@ -48,6 +48,17 @@ public struct Verifier {
             source: record.map { "run \($0.run)" } ?? "the root's devices (no apply in history)")
     }
 
+    /// The kernel parameters the apply in effect put on the command line that the running kernel
+    /// was booted without: a reboot is pending. Empty when there are none, or when the root has no
+    /// /proc/cmdline to tell (a snapshot, a chroot).
+    public static func pendingReboot(root: HostRoot, after record: RunRecord?) -> [String] {
+        guard let expected = record?.exports?.lookup(["cmdline", "add"])?.strings, !expected.isEmpty,
+            let host = try? HostView(root: root), let text = try? host.text("/proc/cmdline"),
+            let running = try? KernelCommandLine(parsing: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return [] }
+        return expected.filter { !running.contains($0) }
+    }
+
     public func run(_ expected: Expectations) -> [Check] {
         [iommu(), commandLine(expected), binding(expected), initramfs(expected)]
     }

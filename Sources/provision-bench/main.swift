@@ -1,5 +1,6 @@
 // Benchmark (not a test): apply, no-op re-run, plan and rollback on copies of the Arch snapshot
-// with a recipe touching 8 files, then the same with 10,000 runs already in history.
+// with a recipe touching 8 files, then the same with 10,000 runs already in history; the audit
+// queries (history -n 20, diff, blame, status) at 100 and 10,000 runs; history size and packing.
 // Run with scripts/bench.sh (release build); prints medians in milliseconds.
 import Foundation
 import ProvisionCore
@@ -60,6 +61,45 @@ func engine(_ root: String) -> Engine {
 
 let recipe = try Recipe.parse(recipeText, file: "bench.yaml", registry: builtinRegistry)
 
+// BENCH_FILL_ONLY=DIR: a copy of the snapshot at DIR with BENCH_HISTORY_RUNS runs of the bench
+// recipe in its history, for timing the CLI on a long history (scripts/bench.sh); nothing else.
+if let directory = ProcessInfo.processInfo.environment["BENCH_FILL_ONLY"] {
+    shell(["cp", "-a", packageRoot + "/snapshots/arch", directory])
+    let engine = try! Engine(root: try! HostRoot(directory), registry: builtinRegistry)
+    engine.runHandlers = false
+    for index in 0..<historyRuns { _ = index % 2 == 0 ? try engine.apply(recipe) : try engine.rollback() }
+    exit(0)
+}
+
+/// BENCH_COMPARE=A,B: apply, no-op and rollback timed alternately on two existing roots (medians).
+if let roots = ProcessInfo.processInfo.environment["BENCH_COMPARE"]?.split(separator: ",").map(String.init), roots.count == 2 {
+    var times: [[String: [Double]]] = [[:], [:]]
+    for _ in 0..<iterations {
+        for (index, root) in roots.enumerated() {
+            let engine = try! Engine(root: try! HostRoot(root), registry: builtinRegistry)
+            engine.runHandlers = false
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try engine.apply(recipe)
+            let applied = DispatchTime.now().uptimeNanoseconds
+            _ = try engine.apply(recipe)
+            let noop = DispatchTime.now().uptimeNanoseconds
+            _ = try engine.rollback()
+            let end = DispatchTime.now().uptimeNanoseconds
+            times[index]["apply", default: []].append(Double(applied - start) / 1e6)
+            times[index]["no-op", default: []].append(Double(noop - applied) / 1e6)
+            times[index]["rollback", default: []].append(Double(end - noop) / 1e6)
+        }
+    }
+    for (index, root) in roots.enumerated() {
+        let values = ["apply", "no-op", "rollback"].map { name -> String in
+            let sorted = times[index][name]!.sorted()
+            return String(format: "%@ %.2f ms", name, sorted[sorted.count / 2])
+        }
+        print("\(root): \(values.joined(separator: ", "))")
+    }
+    exit(0)
+}
+
 struct Figures {
     var apply: [Double] = [], noop: [Double] = [], plan: [Double] = [], rollback: [Double] = []
 }
@@ -83,22 +123,63 @@ for _ in 0..<iterations {
     shell(["rm", "-rf", root])
 }
 
-/// Grows a root's history with apply + rollback pairs.
-func fill(_ engine: Engine, runs: Int) throws -> Double {
-    try milliseconds {
-        for _ in 0..<(runs / 2) {
-            _ = try engine.apply(recipe)
-            _ = try engine.rollback()
+/// Grows a root's history with apply + rollback pairs; returns its time and every automatic
+/// packing on the way (after which run, that run's milliseconds, what it packed).
+func fill(_ engine: Engine, runs: Int) throws -> (ms: Double, packs: [(run: Int, ms: Double, report: PackReport)]) {
+    var packs: [(run: Int, ms: Double, report: PackReport)] = []
+    let total = try milliseconds {
+        for index in 0..<runs {
+            var report: RunReport?
+            let time = try milliseconds { report = index % 2 == 0 ? try engine.apply(recipe) : try engine.rollback() }
+            if let report, let packed = report.packed { packs.append((report.record.run, time, packed)) }
         }
     }
+    return (total, packs)
+}
+
+func historyPath(_ root: String) -> String { root + "/var/lib/provision/history.git" }
+
+func setGitConfig(_ root: String, _ key: String, _ value: String) { shell(["git", "--git-dir", historyPath(root), "config", key, value]) }
+
+/// Disk use of a history (allocated blocks, as du says), its loose objects and packs.
+func describeHistory(_ root: String) -> String {
+    let du = (try? ProcessRunner.run(["du", "-sk", historyPath(root)]).output.split(separator: "\t").first).map(String.init) ?? "?"
+    let counts = (try? ProcessRunner.run(["git", "--git-dir", historyPath(root), "count-objects", "-v"]).output) ?? ""
+    func field(_ name: String) -> String {
+        counts.split(separator: "\n").first { $0.hasPrefix(name + ": ") }.map { String($0.dropFirst(name.count + 2)) } ?? "?"
+    }
+    let refs = (try? FileManager.default.subpathsOfDirectory(atPath: historyPath(root) + "/refs/tags/run").count) ?? 0
+    return "\(du) KiB on disk, \(field("count")) loose objects, \(field("in-pack")) packed in \(field("packs")) pack(s), \(refs) loose run tags"
 }
 
 // Two roots, one with a short history and one with a long one, measured alternately so that
 // whatever else the machine (and its file system) is doing weighs on both alike.
 let longRoot = freshRoot()
-let fillTime = try fill(engine(longRoot), runs: historyRuns)
+let (fillTime, autoPacks) = try fill(engine(longRoot), runs: historyRuns)
 let shortRoot = freshRoot()
 _ = try fill(engine(shortRoot), runs: 100)
+
+// The audit queries on both roots. blame's first call walks history (cold); later ones start
+// from its cache (warm).
+struct AuditFigures {
+    var history: [Double] = [], diff: [Double] = [], blame: [Double] = [], status: [Double] = [], coldBlame: Double = 0
+}
+func measureAudit(_ root: String, _ figures: inout AuditFigures) throws {
+    let engine = engine(root)
+    var counts: [Int] = []
+    figures.history.append(try milliseconds { counts.append(try engine.history(HistoryFilter(limit: 20)).count) })
+    figures.diff.append(try milliseconds { counts.append(try engine.diff("50").files.count) })
+    figures.blame.append(try milliseconds { counts.append(try engine.blame("/etc/default/grub").lines.count) })
+    figures.status.append(try milliseconds { counts.append(try engine.status().status.drift.count) })
+    precondition(counts[0] == 20 && counts[1] > 0 && counts[2] > 0 && counts[3] == 0, "unexpected audit results \(counts)")
+}
+var shortAudit = AuditFigures(), longAudit = AuditFigures()
+shortAudit.coldBlame = try milliseconds { _ = try engine(shortRoot).blame("/etc/default/grub") }
+longAudit.coldBlame = try milliseconds { _ = try engine(longRoot).blame("/etc/default/grub") }
+for _ in 0..<iterations {
+    try measureAudit(shortRoot, &shortAudit)
+    try measureAudit(longRoot, &longAudit)
+}
 var short = Figures()
 var long = Figures()
 for _ in 0..<iterations {
@@ -106,7 +187,20 @@ for _ in 0..<iterations {
     try measure(longRoot, &long)
 }
 let objectFiles = (try? FileManager.default.subpathsOfDirectory(atPath: longRoot + "/var/lib/provision/history.git/objects").count) ?? 0
-shell(["rm", "-rf", longRoot, shortRoot])
+let longBeforeGC = describeHistory(longRoot)
+let gcReport = try engine(longRoot).gc()
+let longAfterGC = describeHistory(longRoot)
+
+// The same number of runs with automatic packing off: what history grew to before this issue.
+let unpackedRoot = freshRoot()
+_ = try engine(unpackedRoot).apply(recipe)
+setGitConfig(unpackedRoot, "gc.auto", "0")
+_ = try engine(unpackedRoot).rollback()
+_ = try fill(engine(unpackedRoot), runs: historyRuns - 2)
+let unpackedBefore = describeHistory(unpackedRoot)
+let unpackedGC = try milliseconds { _ = try engine(unpackedRoot).gc() }
+let unpackedAfter = describeHistory(unpackedRoot)
+shell(["rm", "-rf", longRoot, shortRoot, unpackedRoot])
 
 func ms(_ values: [Double]) -> String { String(format: "%8.2f ms", median(values)) }
 func row(_ name: String, _ first: [Double], _ small: [Double], _ large: [Double], goal: Double) -> String {
@@ -124,3 +218,23 @@ getrusage(RUSAGE_SELF.rawValue, &usage)
 print(String(format: "fresh root: the first apply creates the history repository. Filling history: %.2f ms per run; %d files under objects/",
     fillTime / Double(historyRuns), objectFiles))
 print("peak RSS: \(usage.ru_maxrss / 1024) MiB")
+
+func auditRow(_ name: String, _ small: [Double], _ large: [Double]) -> String {
+    let ratio = median(large) / median(small)
+    return name.padding(toLength: 16, withPad: " ", startingAt: 0) + ms(small) + "   " + ms(large) + String(format: "   x%.2f   goal <= x2", ratio)
+}
+print("\naudit query      100 runs   \(historyRuns) runs   ratio")
+print(auditRow("history -n 20", shortAudit.history, longAudit.history))
+print(auditRow("diff 50", shortAudit.diff, longAudit.diff))
+print(auditRow("blame (warm)", shortAudit.blame, longAudit.blame))
+print(auditRow("status", shortAudit.status, longAudit.status))
+print(String(format: "blame, first call (walks history back to the file's first commit): %.2f ms at 100 runs, %.2f ms at %d runs",
+    shortAudit.coldBlame, longAudit.coldBlame, historyRuns))
+print("\nautomatic packing while filling \(historyRuns) runs (gc.auto 6700): \(autoPacks.count) time(s)")
+for pack in autoPacks {
+    print(String(format: "  after run %d: %d loose objects into one pack, that run took %.0f ms in all", pack.run, pack.report.looseBefore, pack.ms))
+}
+print("history after \(historyRuns) runs with automatic packing: \(longBeforeGC)")
+print("after provision history gc: \(longAfterGC) (\(gcReport.bytesBefore / 1024) KiB -> \(gcReport.bytesAfter / 1024) KiB)")
+print("history after \(historyRuns) runs without packing (gc.auto 0): \(unpackedBefore)")
+print(String(format: "after provision history gc (%.0f ms): %@", unpackedGC, unpackedAfter))

@@ -31,7 +31,7 @@ struct ApplyCommand: ParsableCommand {
                         run: report.record.run, commit: report.commit, recipe: recipe.path, root: engine.root.path,
                         changed: plan.changedStepCount, steps: plan.steps.map(StepDocument.init), files: report.changes.map(FileDocument.init),
                         handlers: handlers, notices: plan.notices, rebootRequired: plan.rebootRequired, drift: report.drift,
-                        recovered: report.recovered?.undid?.first))
+                        recovered: report.recovered?.undid?.first, packed: report.packed))
             } else {
                 var out = ""
                 if let recovered = report.recovered { out += "recovered first: \(recovered.summary)\n" }
@@ -41,6 +41,7 @@ struct ApplyCommand: ParsableCommand {
                 if plan.rebootRequired { out += "reboot required: the kernel command line changed\n" }
                 out += "\(plan.changedStepCount) changed, \(plan.unchangedSummary); "
                 out += "run \(report.record.run) recorded as \(String(report.commit.prefix(10)))\n"
+                if let packed = report.packed { out += "history \(Output.describe(packed))\n" }
                 print(out, terminator: "")
             }
             if let failed = report.failedHandlers.first {

@@ -3,6 +3,25 @@ import ProvisionCore
 
 /// Human and JSON renderings shared by the subcommands. Formatting only: the engine decides.
 enum Output {
+    /// "1-4, 7" for a sorted list of run numbers.
+    static func ranges(_ runs: [Int]) -> String {
+        var parts: [String] = []
+        var index = 0
+        let sorted = runs.sorted()
+        while index < sorted.count {
+            var end = index
+            while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
+            index = end + 1
+        }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+    }
+
+    static func describe(_ report: PackReport) -> String {
+        "packed \(report.packedObjects) object(s) (\(report.looseBefore) loose -> \(report.looseAfter), packs \(report.packsBefore) -> \(report.packsAfter), "
+            + "loose refs \(report.looseRefsBefore) -> \(report.looseRefsAfter)); \(report.bytesBefore / 1024) KiB -> \(report.bytesAfter / 1024) KiB"
+    }
+
     static func printJSON<T: Encodable>(_ value: T) {
         let encoder = JSONEncoder.sorted
         encoder.dateEncodingStrategy = .iso8601
@@ -116,9 +135,10 @@ struct RunDocument: Encodable {
     var rebootRequired: Bool
     var drift: [String]?
     var recovered: Int?
+    var packed: PackReport?
 
     enum CodingKeys: String, CodingKey {
-        case run, commit, recipe, root, changed, steps, files, handlers, notices, drift, recovered
+        case run, commit, recipe, root, changed, steps, files, handlers, notices, drift, recovered, packed
         case rebootRequired = "reboot_required"
     }
 }

@@ -5,12 +5,13 @@ import ProvisionCore
 struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one run: its record and its diffs.")
 
-    @Argument(help: ArgumentHelp("Run number.", valueName: "run")) var runNumber: Int
+    @Argument(help: ArgumentHelp("Run: a number, run/N or a commit id.", valueName: "run")) var runNumber: String
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         try runReporting(json: global.json) {
-            let detail = try global.engine().show(run: runNumber)
+            let engine = try global.engine()
+            let detail = try engine.show(run: try engine.runNumber(runNumber))
             if global.json {
                 Output.printJSON(ShowDocument(record: detail.record, commit: detail.commit, related: detail.related, files: detail.changes.map(FileDocument.init)))
                 return
