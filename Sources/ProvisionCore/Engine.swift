@@ -610,6 +610,12 @@ public final class Engine {
             for name in ["provision-journal.json.tmp", SpaceReserve.historyName] where unlink(historyPath + "/" + name) == 0 {
                 leftovers.append(historyPath + "/" + name)
             }
+            // A blame killed while saving its cache (the cache is derived data: a concurrent blame
+            // that loses its temp file just does not save).
+            let cache = historyPath + "/provision-cache"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [] where HostRoot.isTemporaryName(name) {
+                if unlink(cache + "/" + name) == 0 { leftovers.append(cache + "/" + name) }
+            }
             let parent = (historyPath as NSString).deletingLastPathComponent
             let prefix = "." + (historyPath as NSString).lastPathComponent + ".provision-"
             for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
@@ -636,6 +642,14 @@ public final class Engine {
                 }
             }
             leftovers += root.removeOrphans(in: directories).map(root.real)
+            // refs/tags/run is not walked (one tag per run): the tag a killed run was writing is
+            // that of the tip's run, or of the run before a drift or pre-state commit.
+            if let run = tip.record?.run {
+                for number in [run, run - 1] where number > 0 {
+                    let lock = historyPath + "/" + GitRepository.runTag(number) + ".lock"
+                    if unlink(lock) == 0 { leftovers.append(lock) }
+                }
+            }
             // Histories from before run tags and attributes get them; a tag a killed run did not
             // write is written now.
             do {

@@ -179,7 +179,7 @@ final class GitRepository {
         // every object.
         for name in (try? manager.contentsOfDirectory(atPath: path)) ?? [] where name.hasSuffix(".lock") { candidates.append(name) }
         // refs/tags/run holds one tag per run until history is packed: not walked here. The one
-        // tag a killed run can have been writing is its own (`removeStaleTagLock`).
+        // tag a killed run can have been writing is its own (Engine.openHistory removes its lock).
         if let refs = manager.enumerator(atPath: path + "/refs") {
             while let relative = refs.nextObject() as? String {
                 if relative == "tags/run" {

@@ -220,7 +220,11 @@ final class HistoryStore {
         var missing: [(run: Int, id: ObjectID)] = []
         try walkRecords(from: start) { record, info in
             guard Self.isRun(record.action) else { return true }
-            if try repo.reference(GitRepository.runTag(record.run)) == info.id { return false }
+            if try repo.reference(GitRepository.runTag(record.run)) == info.id {
+                // A repair killed after writing this tag can have left its lock file.
+                unlink(repo.path + "/" + GitRepository.runTag(record.run) + ".lock")
+                return false
+            }
             missing.append((record.run, info.id))
             return true
         }
