@@ -33,7 +33,7 @@ json() {
   "$@" >/tmp/stage.out 2>/tmp/stage.err
   rc=$?
   printf 'PROVISION-JSON %s: %s\n' "$name" "$(tr -d '\n' </tmp/stage.out)" >&3
-  sed "s/^/PROVISION-STDERR $name: /" /tmp/stage.err >&3
+  awk -v p="PROVISION-STDERR $name: " '{ print p $0 }' /tmp/stage.err >&3
   say "PROVISION-EXIT $name $rc"
 }
 # A command's output, line by line, then its exit status.
@@ -42,7 +42,8 @@ text() {
   shift
   "$@" >/tmp/stage.out 2>&1
   rc=$?
-  sed "s/^/PROVISION-OUT $name: /" /tmp/stage.out >&3
+  # awk ends every line, the last one too (a JSON file has no final newline).
+  awk -v p="PROVISION-OUT $name: " '{ print p $0 }' /tmp/stage.out >&3
   say "PROVISION-EXIT $name $rc"
 }
 # What the booted machine shows: the command line, the card's drivers, the modules loaded.
