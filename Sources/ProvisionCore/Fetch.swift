@@ -59,7 +59,7 @@ public enum Fetch {
             let data = body.map { Data(bytes: $0, count: length) } ?? Data()
             return (status, data, location.map { String(cString: $0) })
         case 1: throw failure(url, "more than the limit of \(maxBytes) bytes")
-        default: throw failure(url, String(cString: error))
+        default: throw failure(url, String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
     }
 
