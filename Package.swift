@@ -52,10 +52,13 @@ let package = Package(
         .target(
             name: "ProvisionVerify", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionDevices", "ProvisionInitrd"],
             path: "Sources/ProvisionVerify"),
+        .target(
+            name: "ProvisionFleet", dependencies: ["ProvisionCore", "CSystem", .product(name: "Yams", package: "Yams")],
+            path: "Sources/ProvisionFleet"),
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM", "ProvisionVerify",
+                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM", "ProvisionVerify", "ProvisionFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/provision"),
