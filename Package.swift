@@ -118,6 +118,10 @@ let package = Package(
             path: "Tests/ProvisionFleetTests",
             exclude: ["Inventories"]),
         .testTarget(
+            name: "FleetTests",
+            dependencies: ["provision", "ProvisionFleet", "ProvisionCore", "ProvisionTestSupport"],
+            path: "Tests/FleetTests"),
+        .testTarget(
             name: "SafetyTests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
             path: "Tests/SafetyTests"),
