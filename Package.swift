@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "provision", targets: ["provision"]),
         .library(name: "ProvisionCore", targets: ["ProvisionCore"]),
+        .library(name: "ProvisionFleet", targets: ["ProvisionFleet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,6 +28,9 @@ let package = Package(
             name: "ProvisionCore",
             dependencies: ["CGit2", "CArchive", "CSystem", .product(name: "Yams", package: "Yams")],
             path: "Sources/ProvisionCore"),
+        .target(
+            name: "ProvisionFleet", dependencies: ["ProvisionCore", .product(name: "Yams", package: "Yams")],
+            path: "Sources/ProvisionFleet"),
         .target(name: "ProvisionEdit", dependencies: ["ProvisionCore", "CXML2"], path: "Sources/ProvisionEdit"),
         .target(
             name: "ProvisionFiles", dependencies: ["ProvisionCore"], path: "Plugins/Files"),
@@ -111,6 +115,15 @@ let package = Package(
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
             path: "Tests/CLITests",
             exclude: ["Golden"]),
+        .testTarget(
+            name: "ProvisionFleetTests",
+            dependencies: ["ProvisionFleet", "ProvisionCore", "ProvisionTestSupport"],
+            path: "Tests/ProvisionFleetTests",
+            exclude: ["Inventories"]),
+        .testTarget(
+            name: "FleetTests",
+            dependencies: ["provision", "ProvisionFleet", "ProvisionCore", "ProvisionTestSupport"],
+            path: "Tests/FleetTests"),
         .testTarget(
             name: "SafetyTests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
