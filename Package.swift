@@ -28,9 +28,6 @@ let package = Package(
             name: "ProvisionCore",
             dependencies: ["CGit2", "CArchive", "CSystem", .product(name: "Yams", package: "Yams")],
             path: "Sources/ProvisionCore"),
-        .target(
-            name: "ProvisionFleet", dependencies: ["ProvisionCore", .product(name: "Yams", package: "Yams")],
-            path: "Sources/ProvisionFleet"),
         .target(name: "ProvisionEdit", dependencies: ["ProvisionCore", "CXML2"], path: "Sources/ProvisionEdit"),
         .target(
             name: "ProvisionFiles", dependencies: ["ProvisionCore"], path: "Plugins/Files"),
