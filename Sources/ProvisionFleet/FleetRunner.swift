@@ -323,9 +323,12 @@ public final class FleetRunner: @unchecked Sendable {
         storeLock.lock()
         defer { storeLock.unlock() }
         try store.store(bundle: result.stdout, host: target.name)
+        // Recorded: the host's newest commit is a run this fleet run made (a killed run may have
+        // left only its pre-state commit, which is not a run).
         let tip = try store.tip(host: target.name)
-        outcome.recorded = tip != before
-        if tip != before, outcome.run == nil, let newest = try store.runs(host: target.name, limit: 1).first {
+        let newest = try store.runs(host: target.name, limit: 1).first
+        outcome.recorded = tip != before && newest?.commit == tip
+        if outcome.recorded == true, outcome.run == nil, let newest {
             outcome.run = newest.run
             outcome.commit = newest.commit
         }

@@ -53,9 +53,9 @@ struct FleetApplyCommand: ParsableCommand {
                         action: "apply", fleetRun: record.number, recipe: record.recipe, stoppedEarly: stopped, hosts: reports,
                         recap: FleetOutput.recapMap(reports)))
             } else {
-                print(FleetOutput.recapText(reports, title: "FLEET RECAP (fleet run \(record.number): apply \(loaded.name))"), terminator: "")
-                if stopped { print("later batches were not run: a batch's failures passed --max-fail-percent \(maxFailPercent ?? 0)") }
-                print("recorded in \(store.path) as fleet run \(record.number)")
+                emit(FleetOutput.recapText(reports, title: "FLEET RECAP (fleet run \(record.number): apply \(loaded.name))"), terminator: "")
+                if stopped { emit("later batches were not run: a batch's failures passed --max-fail-percent \(maxFailPercent ?? 0)") }
+                emit("recorded in \(store.path) as fleet run \(record.number)")
             }
             if reports.contains(where: { [.failed, .unreachable].contains($0.outcome.status) }) || stopped { throw ExitCode(1) }
         }

@@ -30,16 +30,16 @@ struct FleetHistoryCommand: ParsableCommand {
                     runs += try store.runs(host: host, path: absolute, limit: count ?? .max)
                 }
                 if fleet.json { return FleetOutput.printJSON(Document(hostRuns: runs)) }
-                if runs.isEmpty { print("no host's history in \(store.path) touched \(absolute)") }
+                if runs.isEmpty { emit("no host's history in \(store.path) touched \(absolute)") }
                 for run in runs {
-                    print("\(run.host)  run \(run.run)  \(run.action)  \(ISO8601DateFormatter().string(from: run.time))  by \(run.user)  \(run.commit.prefix(10))  \(run.summary)")
+                    emit("\(run.host)  run \(run.run)  \(run.action)  \(ISO8601DateFormatter().string(from: run.time))  by \(run.user)  \(run.commit.prefix(10))  \(run.summary)")
                 }
                 return
             }
             var records = try store.records(limit: count ?? .max)
             for index in records.indices { records[index].hosts.removeAll { !names.contains($0.host) } }
             if fleet.json { return FleetOutput.printJSON(Document(fleetRuns: records)) }
-            if records.isEmpty { print("\(store.path) records no fleet run yet") }
+            if records.isEmpty { emit("\(store.path) records no fleet run yet") }
             for record in records {
                 var counts: [String: Int] = [:]
                 for host in record.hosts { counts[host.status.rawValue, default: 0] += 1 }
@@ -47,9 +47,9 @@ struct FleetHistoryCommand: ParsableCommand {
                 var title = "fleet run \(record.number)  \(ISO8601DateFormatter().string(from: record.finished))  \(record.action)"
                 if let recipe = record.recipe { title += " \((recipe as NSString).lastPathComponent)" }
                 if let undid = record.undid { title += " (of fleet run \(undid))" }
-                print("\(title)  by \(record.user)@\(record.controller)  \(record.hosts.count) host(s): \(summary)")
+                emit("\(title)  by \(record.user)@\(record.controller)  \(record.hosts.count) host(s): \(summary)")
                 for host in record.hosts {
-                    print("    \(host.host): \(host.status.rawValue)\(host.run.map { " (run \($0))" } ?? "")\(host.error.map { ": \($0.split(separator: "\n").first ?? "")" } ?? "")")
+                    emit("    \(host.host): \(host.status.rawValue)\(host.run.map { " (run \($0))" } ?? "")\(host.error.map { ": \($0.split(separator: "\n").first ?? "")" } ?? "")")
                 }
             }
         }

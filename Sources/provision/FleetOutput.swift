@@ -103,13 +103,11 @@ func runFleet(
         }
     }()
     if !json {
-        print("\(name) on \(targets.count) host(s), \(min(options.forks, targets.count)) at a time")
-        fflush(stdout)
+        emit("\(name) on \(targets.count) host(s), \(min(options.forks, targets.count)) at a time")
     }
     return runner.run(targets) { report in
         guard !json else { return }
-        print(FleetOutput.line(report, action: name, width: width))
-        fflush(stdout)
+        emit(FleetOutput.line(report, action: name, width: width))
     }
 }
 
@@ -124,4 +122,10 @@ extension FleetTarget {
             sshArguments: host.sshArguments, become: host.become, becomeUser: host.becomeUser, root: host.root,
             provisionPath: host.provisionPath, variables: variables)
     }
+}
+
+/// Fleet output goes straight to the descriptor: host lines appear as hosts finish, in order with
+/// everything else, whether stdout is a terminal or a pipe.
+func emit(_ text: String, terminator: String = "\n") {
+    FileHandle.standardOutput.write(Data((text + terminator).utf8))
 }

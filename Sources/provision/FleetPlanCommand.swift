@@ -32,7 +32,7 @@ struct FleetPlanCommand: ParsableCommand {
                     FleetDocument(
                         action: "plan", fleetRun: nil, recipe: recipe, stoppedEarly: false, hosts: reports, recap: FleetOutput.recapMap(reports)))
             } else {
-                print(FleetOutput.recapText(reports, title: "FLEET RECAP (plan \(loaded.name); nothing changed)"), terminator: "")
+                emit(FleetOutput.recapText(reports, title: "FLEET RECAP (plan \(loaded.name); nothing changed)"), terminator: "")
             }
             if reports.contains(where: { [.failed, .unreachable].contains($0.outcome.status) }) { throw ExitCode(1) }
             if detailedExitCode, reports.contains(where: { $0.outcome.status == .changed }) { throw ExitCode(2) }

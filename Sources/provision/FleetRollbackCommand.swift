@@ -43,10 +43,10 @@ struct FleetRollbackCommand: ParsableCommand {
                         action: "rollback", fleetRun: record.number, recipe: target.recipe, stoppedEarly: false, hosts: reports,
                         recap: FleetOutput.recapMap(reports)))
             } else {
-                print(
+                emit(
                     FleetOutput.recapText(reports, title: "FLEET RECAP (fleet run \(record.number): rollback of fleet run \(target.number))"),
                     terminator: "")
-                print("recorded in \(store.path) as fleet run \(record.number)")
+                emit("recorded in \(store.path) as fleet run \(record.number)")
             }
             if reports.contains(where: { [.failed, .unreachable].contains($0.outcome.status) }) { throw ExitCode(1) }
         }
