@@ -265,4 +265,48 @@ public final class FleetStore {
         }
         return result
     }
+
+    /// Each line of `path` as the host's history last recorded it, with the run, step, user and date
+    /// that set it: git's blame on the copy of that host's branch. Nil when the host's history does
+    /// not track the path. `live` says the host itself was not looked at.
+    public func blame(host: String, path: String) throws -> BlameReport? {
+        guard let tip = try repo.reference(Self.hostReference(host)) else { return nil }
+        let key = HostRoot.relative(path)
+        let tipInfo = try repo.commit(tip)
+        guard let content = try repo.blob(tree: tipInfo.tree, path: key) else { return nil }
+        let count = Diff.lines(content).count
+        var owners = [ObjectID](repeating: tip, count: count)
+        for hunk in try repo.blame(path: key, newest: tip, oldest: nil) {
+            for offset in 0..<hunk.lines where hunk.finalStart - 1 + offset < count && hunk.finalStart - 1 + offset >= 0 {
+                owners[hunk.finalStart - 1 + offset] = hunk.commit
+            }
+        }
+        let decoder = JSONDecoder.history
+        var described: [ObjectID: (RunRecord?, GitCommitInfo)] = [:]
+        for owner in Set(owners + [tip]) {
+            let info = try repo.commit(owner)
+            let record = try repo.blob(tree: info.tree, path: HistoryStore.recordPath).flatMap { try? decoder.decode(RunRecord.self, from: $0) }
+            described[owner] = (record, info)
+        }
+        let redact = Secrets.redactor(for: path)
+        var lines: [BlameLine] = []
+        for (index, text) in Diff.lines(content).enumerated() {
+            let (record, info) = described[owners[index]]!
+            var entry = BlameLine(
+                line: index + 1, text: redact?(text) ?? String(text), origin: "run", run: record?.run, action: record?.action, step: nil,
+                commit: owners[index].description, user: record?.user ?? info.author, date: info.time)
+            switch record?.action {
+            case .drift?: entry.origin = "by hand"
+            case .preState?: entry.origin = "original"
+            case .rollback?: entry.origin = "rollback"
+            case .recover?: entry.origin = "recover"
+            default: entry.step = record?.steps?.first { $0.files.contains(path) }?.id
+            }
+            lines.append(entry)
+        }
+        let tipRecord = described[tip]!.0
+        return BlameReport(
+            path: path, recorded: RunRef(run: tipRecord?.run, action: tipRecord?.action, commit: tip.description), live: "not checked (fleet.git)",
+            lines: lines)
+    }
 }

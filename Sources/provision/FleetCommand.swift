@@ -17,6 +17,6 @@ struct FleetCommand: ParsableCommand {
             --detailed-exitcode and some host has changes; 3 status found drift or a pending recovery.
             """,
         subcommands: [
-            FleetPlanCommand.self, FleetApplyCommand.self, FleetRollbackCommand.self, FleetHistoryCommand.self, FleetStatusCommand.self,
+            FleetPlanCommand.self, FleetApplyCommand.self, FleetRollbackCommand.self, FleetHistoryCommand.self, FleetBlameCommand.self, FleetStatusCommand.self,
         ])
 }

@@ -119,6 +119,33 @@ struct FleetRunTests {
         }
         #expect(!FileManager.default.fileExists(atPath: lab.fleet.hosts[5].varLibProvision + "/bin"), "h5 has provision_path: nothing pushed")
 
+        // fleet blame: per host, the run and step that set the IOMMU parameters in GRUB's file.
+        let blame = try lab.provision(["fleet", "blame", "/etc/default/grub", "-i", inventory, "--state", lab.state, "--json"])
+        #expect(blame.status == 0, "\(blame)")
+        let blamed = try #require(try Self.json(blame.stdout)["hosts"] as? [String: [String: Any]])
+        #expect(blamed.count >= 2, "hosts booting with GRUB: \(blamed.keys.sorted())")
+        for (host, report) in blamed {
+            let lines = report["lines"] as? [[String: Any]] ?? []
+            let parameters = lines.first { ($0["text"] as? String ?? "").contains("iommu=pt") }
+            #expect(parameters?["origin"] as? String == "run" && parameters?["run"] as? Int == 1, "\(host): \(parameters ?? [:])")
+            #expect(parameters?["step"] as? String == "kernel-cmdline", "\(host): \(parameters ?? [:])")
+        }
+        let blameText = try lab.provision(["fleet", "blame", "/etc/default/grub", "-i", inventory, "--state", lab.state])
+        #expect(blameText.stdout.contains("run 1 kernel-cmdline"), "\(blameText.stdout)")
+
+        // fleet status: a hand edit on one host shows it drifted (exit 3); undone, all clean.
+        let grub = lab.roots[0].real("/etc/default/grub")
+        let applied0 = try String(contentsOfFile: grub, encoding: .utf8)
+        try (applied0 + "GRUB_TIMEOUT=1\n").write(toFile: grub, atomically: false, encoding: .utf8)
+        let drifted = try lab.provision(["fleet", "status", "-i", inventory, "--state", lab.state, "--forks", "6", "--json"])
+        #expect(drifted.status == 3, "\(drifted)")
+        let statuses = Self.hosts(try Self.json(drifted.stdout))
+        #expect(statuses["h0"]?["status"] as? String == "changed" && statuses["h0"]?["changed_files"] as? Int == 1, "\(statuses)")
+        #expect((1..<6).allSatisfy { statuses["h\($0)"]?["status"] as? String == "ok" }, "\(statuses)")
+        try applied0.write(toFile: grub, atomically: false, encoding: .utf8)
+        let clean = try lab.provision(["fleet", "status", "-i", inventory, "--state", lab.state, "--forks", "6"])
+        #expect(clean.status == 0, "\(clean)")
+
         let again = try lab.provision(["fleet", "apply", Self.recipe, "-i", inventory, "--state", lab.state, "--forks", "6"])
         #expect(again.status == 0, "\(again)")
         for index in 0..<6 { #expect(again.stdout.contains("h\(index) : ok="), "\(again.stdout)") }
