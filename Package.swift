@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM", "ProvisionVerify", "ProvisionFleet",
+                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM", "ProvisionVerify", "ProvisionFleet", "CSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/provision"),

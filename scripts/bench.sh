@@ -5,25 +5,83 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build -c release --product provision-bench >/dev/null
 swift build -c release --product provision >/dev/null
-.build/release/provision-bench
+if [ "${BENCH_INPROCESS:-1}" = 1 ]; then .build/release/provision-bench; fi
 
-# Whole command, process start included: median of 30 runs each.
-root=$(mktemp -d /tmp/provision-bench-cli-XXXXXX)
-cp -a snapshots/arch/. "$root/"
-recipe=recipes/vfio-passthrough.yaml
-time_ms() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
+# Whole commands, side by side, process start included (medians; BENCH_CLI_RUNS, default 30): the
+# self-contained binary scripts/dist.sh builds (what the fleet pushes and the .deb installs), against
+# `git add -A && git commit` of one changed file in a small repository, and against ansible-playbook
+# making the same 8 edits (ansible-core from PyPI in a venv made here; BENCH_ANSIBLE=0 skips it).
+scripts/dist.sh "${BENCH_DIST:-/tmp/provision-bench-dist}" >/dev/null
+dist="${BENCH_DIST:-/tmp/provision-bench-dist}/provision"
+runs=${BENCH_CLI_RUNS:-30}
+work=$(mktemp -d /tmp/provision-bench-cli-XXXXXX)
+recipe=scripts/bench/eight-files.yaml
+fresh() { # a copy of the Arch snapshot with the directories the 8 edits write into
+  rm -rf "$work/root"; cp -a snapshots/arch "$work/root"
+  mkdir -p "$work/root/etc/"{modprobe.d,modules-load.d,sysctl.d,security/limits.d}
+  sync
+}
+ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'; }
-apply=(); noop=(); plan=(); rollback=()
-for _ in $(seq 30); do
-  plan+=("$(time_ms .build/release/provision plan "$recipe" --root "$root")")
-  apply+=("$(time_ms .build/release/provision apply "$recipe" --root "$root" --no-handlers)")
-  noop+=("$(time_ms .build/release/provision apply "$recipe" --root "$root" --no-handlers)")
-  rollback+=("$(time_ms .build/release/provision rollback --root "$root" --no-handlers)")
+series() { local name=$1; shift; local values=(); for _ in $(seq "$runs"); do values+=("$("$@")"); done; printf '%s\n' "${values[@]}" | median; }
+
+printf 'print("hello")\n' >"$work/hello.swift"
+swiftc -O -static-stdlib "$work/hello.swift" -o "$work/hello" 2>/dev/null
+git_commit() {
+  echo "$RANDOM $RANDOM" >"$work/repo/file-$((RANDOM % 8))"
+  ms sh -c "cd '$work/repo' && git add -A && git commit -q -m change"
+}
+rm -rf "$work/repo"; mkdir -p "$work/repo"; git -C "$work/repo" init -q
+for i in $(seq 0 7); do echo "$i" >"$work/repo/file-$i"; done
+git -C "$work/repo" -c user.name=bench -c user.email=bench@localhost commit -q --allow-empty -m start
+git -C "$work/repo" config user.name bench; git -C "$work/repo" config user.email bench@localhost; git -C "$work/repo" add -A; git -C "$work/repo" commit -q -m files
+
+apply_fresh() { fresh >/dev/null; ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
+apply_nosync() { fresh >/dev/null; PROVISION_BENCH_UNSAFE_NO_SYNC=1 ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
+plan_fresh() { ms "$dist" plan "$recipe" --root "$work/root"; }
+noop() { ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
+
+git_ms=$(series git git_commit)
+version_ms=$(series version ms "$dist" --version)
+hello_ms=$(series hello ms "$work/hello")
+apply_ms=$(series apply apply_fresh)
+nosync_ms=$(series apply-no-sync apply_nosync)
+fresh >/dev/null
+plan_ms=$(series plan plan_fresh)
+"$dist" apply "$recipe" --root "$work/root" --no-handlers >/dev/null
+noop_ms=$(series no-op noop)
+ansible_ms="-"
+if [ "${BENCH_ANSIBLE:-1}" = 1 ]; then
+  [ -x /tmp/provision-bench-venv/bin/ansible-playbook ] || { python3 -m venv /tmp/provision-bench-venv && /tmp/provision-bench-venv/bin/pip -q install ansible-core; } >/dev/null
+  ansible_run() { fresh >/dev/null; ms /tmp/provision-bench-venv/bin/ansible-playbook -i localhost, -c local -e "root=$work/root" scripts/bench/eight-files.playbook.yml; }
+  ansible_ms=$(runs=5 series ansible ansible_run)
+fi
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+echo
+echo "whole commands, medians of $runs ($(nproc) cores, $(date -u +%F)); the binary: $dist ($(stat -c %s "$dist") bytes)"
+printf '%-44s %10s %10s %s\n' "command" "ms" "ratio" "goal"
+printf '%-44s %10s\n' "git add -A && git commit (1 changed file)" "$git_ms"
+printf '%-44s %10s %10s %s\n' "provision apply (8 files, history commit)" "$apply_ms" "$(ratio "$apply_ms" "$git_ms")" "<= 2x git commit"
+printf '%-44s %10s %10s %s\n' "  the same without any fsync (unsafe)" "$nosync_ms" "$(ratio "$nosync_ms" "$git_ms")" "the cost of durability: $(awk -v a="$apply_ms" -v b="$nosync_ms" 'BEGIN { printf "%.2f ms", a - b }')"
+printf '%-44s %10s %10s %s\n' "provision apply, nothing to do" "$noop_ms" "$(ratio "$noop_ms" "$git_ms")" "<= 1x git commit"
+printf '%-44s %10s %10s %s\n' "provision plan (8 files)" "$plan_ms" "$(ratio "$plan_ms" "$git_ms")" "<= 1x git commit"
+printf '%-44s %10s %10s %s\n' "provision --version" "$version_ms" "$(ratio "$version_ms" "$hello_ms")" "<= 1.5x a static Swift hello ($hello_ms ms)"
+printf '%-44s %10s %10s\n' "ansible-playbook, the same 8 edits (median of 5)" "$ansible_ms" "$( [ "$ansible_ms" = - ] && echo - || ratio "$ansible_ms" "$git_ms")"
+
+# Linear in file size: plan of one edit in a 1 MB and a 10 MB file (time and peak memory).
+for size in 1 10; do
+  fresh >/dev/null
+  head -c $((size * 1024 * 1024)) /dev/zero | tr '\0' 'x' | fold -w 99 >"$work/root/etc/big.conf"
+  printf 'name: big\nsteps:\n  - {id: big, uses: file.line, with: {path: /etc/big.conf, line: "option = 1"}}\n' >"$work/big.yaml"
+  /usr/bin/time -f "%e %M" -o "$work/time" "$dist" plan "$work/big.yaml" --root "$work/root" >/dev/null
+  read -r seconds kib <"$work/time"
+  echo "plan of one line added to a ${size} MB file: ${seconds} s, peak RSS $((kib / 1024)) MiB"
 done
-printf 'CLI wall time (process start included), medians: plan %s ms, apply %s ms, no-op %s ms, rollback %s ms\n' \
-  "$(printf '%s\n' "${plan[@]}" | median)" "$(printf '%s\n' "${apply[@]}" | median)" \
-  "$(printf '%s\n' "${noop[@]}" | median)" "$(printf '%s\n' "${rollback[@]}" | median)"
-rm -rf "$root"
+# 500 steps over 500 files.
+fresh >/dev/null
+{ echo "name: many"; echo "steps:"; for i in $(seq 500); do echo "  - {id: s$i, uses: file.content, with: {path: /etc/many/f$i.conf, content: \"value $i\\n\"}}"; done; } >"$work/many.yaml"
+echo "plan of 500 steps over 500 files: $(( $(ms "$dist" plan "$work/many.yaml" --root "$work/root") / 1000 )) ms"
+rm -rf "$work"
 
 # The audit commands as whole commands on 100 and 10,000 runs (BENCH_AUDIT_CLI=0 skips it: filling
 # the long history takes minutes), then export and verify of the long one.

@@ -64,7 +64,7 @@ export PKG_CONFIG_PATH="$stage/pkgconfig"
 
 build=.build-dist
 swift build -c release --product provision --scratch-path "$build" --static-swift-stdlib \
-  -Xlinker "$stage/glibc-compat.o" -Xlinker --gc-sections -Xlinker -s
+  -Xlinker "$stage/glibc-compat.o" -Xlinker --gc-sections -Xlinker -s -Xlinker --no-pie
 binary=$build/release/provision
 version=$("$binary" --version)
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
@@ -111,7 +111,7 @@ Priority: optional
 Description: VFIO GPU passthrough hosts, set up from recipes and rolled back from a git history
  A self-contained build: the Swift runtime, libgit2, libarchive and libxml2 are linked in.
 CONTROL
-dpkg-deb --root-owner-group -Zxz --build "$package" "$out/provision_${version}_$arch.deb" >/dev/null
+dpkg-deb --root-owner-group -Zzstd --build "$package" "$out/provision_${version}_$arch.deb" >/dev/null
 rm -rf "$package" "$docs"
 
 echo "binary:  $out/provision ($(stat -c %s "$out/provision") bytes, sha256 $hash…, needs glibc >= $glibc)"

@@ -80,3 +80,18 @@ int provision_open_beneath(int rootfd, const char *relative, int flags, mode_t m
     }
     return open_by_components(rootfd, relative, flags, mode);
 }
+
+/* argc and argv as the kernel gave them: glibc passes them to every .init_array function. The
+ * statically linked Swift runtime otherwise reads its arguments from /proc/self/cmdline, which a
+ * chroot or container without /proc does not have (provision would then see none). */
+static int captured_argc;
+static char **captured_argv;
+static void capture_arguments(int argc, char **argv, char **envp) {
+    (void)envp;
+    captured_argc = argc;
+    captured_argv = argv;
+}
+__attribute__((section(".init_array"), used)) static void (*const capture_arguments_entry)(int, char **, char **) = capture_arguments;
+
+int provision_argc(void) { return captured_argc; }
+char **provision_argv(void) { return captured_argv; }

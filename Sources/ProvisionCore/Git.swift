@@ -60,7 +60,7 @@ final class GitRepository {
     /// object files and a history that cannot be read. Provision's promise needs them durable.
     private static let initialized: Bool = {
         git_libgit2_init()
-        _ = provision_git_enable_fsync(1)
+        _ = provision_git_enable_fsync(Durability.enabled ? 1 : 0)
         return true
     }()
 
@@ -164,7 +164,7 @@ final class GitRepository {
     static func syncDirectory(_ path: String) {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
-        fsync(fd)
+        Durability.sync(fd)
         close(fd)
     }
 

@@ -293,7 +293,7 @@ public struct HostRoot: Sendable {
             guard mkdirat(parentFD, name, 0o755) == 0 || errno == EEXIST else {
                 throw ProvisionError.io("cannot create directory", directory)
             }
-            fsync(parentFD)
+            Durability.sync(parentFD)
         }
     }
 
@@ -320,11 +320,11 @@ public struct HostRoot: Sendable {
             }
             guard fchown(fd, meta.uid, meta.gid) == 0 else { throw ProvisionError.io("cannot set owner of", resolvedPath) }
             guard fchmod(fd, mode_t(meta.mode)) == 0 else { throw ProvisionError.io("cannot set mode of", resolvedPath) }
-            guard fsync(fd) == 0 else { throw ProvisionError.io("cannot sync", resolvedPath) }
+            guard Durability.sync(fd) == 0 else { throw ProvisionError.io("cannot sync", resolvedPath) }
         }
         guard renameat(dirFD, tempName, dirFD, name) == 0 else { throw ProvisionError.io("cannot replace", resolvedPath) }
         committed = true
-        fsync(dirFD)
+        Durability.sync(dirFD)
     }
 
     /// A new file `.NAME.provision-XXXXXX` (mode 0600) in an open directory. The pattern is what
@@ -368,7 +368,7 @@ public struct HostRoot: Sendable {
         }
         guard fchown(fd, meta.uid, meta.gid) == 0 else { throw ProvisionError.io("cannot set owner of", resolvedPath) }
         guard fchmod(fd, mode_t(meta.mode)) == 0 else { throw ProvisionError.io("cannot set mode of", resolvedPath) }
-        fsync(fd)
+        Durability.sync(fd)
     }
 
     func remove(_ resolvedPath: String) throws {
@@ -381,7 +381,7 @@ public struct HostRoot: Sendable {
         }
         defer { close(dirFD) }
         guard unlinkat(dirFD, name, 0) == 0 || errno == ENOENT else { throw ProvisionError.io("cannot remove", resolvedPath) }
-        fsync(dirFD)
+        Durability.sync(dirFD)
     }
 
     /// Removes a directory if it is empty; true when it was removed.
@@ -391,7 +391,7 @@ public struct HostRoot: Sendable {
         guard let dirFD = try? openDirectory(directory) else { return false }
         defer { close(dirFD) }
         guard unlinkat(dirFD, name, AT_REMOVEDIR) == 0 else { return false }
-        fsync(dirFD)
+        Durability.sync(dirFD)
         return true
     }
 
@@ -409,7 +409,7 @@ public struct HostRoot: Sendable {
                     removed.append((directory == "/" ? "" : directory) + "/" + name)
                 }
             }
-            if !removed.isEmpty { fsync(dirFD) }
+            if !removed.isEmpty { Durability.sync(dirFD) }
         }
         return removed
     }

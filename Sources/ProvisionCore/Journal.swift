@@ -48,7 +48,7 @@ struct Journal: Codable {
         do {
             defer { close(fd) }
             try HostRoot.writeAll(fd, data, what: temp)
-            guard fsync(fd) == 0 else { throw ProvisionError.io("cannot sync", temp) }
+            guard Durability.sync(fd) == 0 else { throw ProvisionError.io("cannot sync", temp) }
         } catch {
             unlink(temp)
             throw error

@@ -174,7 +174,7 @@ extension GitRepository {
     static func syncFile(_ path: String) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
-        fsync(fd)
+        Durability.sync(fd)
         close(fd)
     }
 }

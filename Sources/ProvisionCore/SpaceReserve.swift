@@ -80,7 +80,7 @@ struct SpaceReserve {
             }
             written += min(zeros.count, bytes - written)
         }
-        guard fsync(fd) == 0 else { throw ProvisionError.io("cannot reserve space in", place) }
+        guard Durability.sync(fd) == 0 else { throw ProvisionError.io("cannot reserve space in", place) }
     }
 
     /// Gives the room back (before the commit that needs it).
