@@ -43,10 +43,13 @@ let package = Package(
             name: "ProvisionModprobe", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd", "ProvisionDevices"],
             path: "Plugins/Modprobe"),
         .target(
+            name: "ProvisionTuning", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd", "ProvisionBootloader", "ProvisionLibvirt"],
+            path: "Plugins/Tuning"),
+        .target(
             name: "ProvisionPlugins",
             dependencies: [
                 "ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader", "ProvisionDevices",
-                "ProvisionROM", "ProvisionSystem", "ProvisionLibvirt",
+                "ProvisionROM", "ProvisionSystem", "ProvisionLibvirt", "ProvisionTuning",
             ],
             path: "Plugins/Builtin"),
         .target(
@@ -98,6 +101,11 @@ let package = Package(
             name: "ProvisionLibvirtTests",
             dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionSystem", "ProvisionLibvirt", "ProvisionTestSupport"],
             path: "Tests/ProvisionLibvirtTests",
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ProvisionTuningTests",
+            dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionTuning", "ProvisionModprobe", "ProvisionTestSupport"],
+            path: "Tests/ProvisionTuningTests",
             exclude: ["Fixtures"]),
         .testTarget(
             name: "IntegrationTests",
