@@ -109,7 +109,7 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport", "CSystem"],
+            dependencies: ["provision", "ProvisionCore", "ProvisionEdit", "ProvisionTestSupport", "CSystem"],
             path: "Tests/IntegrationTests"),
         .testTarget(
             name: "CLITests",

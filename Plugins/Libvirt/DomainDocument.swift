@@ -133,6 +133,12 @@ public struct DomainDocument {
         }
     }
 
+    /// Drops the qemu namespace once no element uses it, as libvirt does when it writes the file.
+    public mutating func dropUnusedQemuNamespace() throws {
+        guard let prefix = qemuPrefix, !xml.root.children.contains(where: { $0.name.hasPrefix("\(prefix):") }) else { return }
+        try xml.removeAttribute(xml.root, "xmlns:\(prefix)")
+    }
+
     /// The `<qemu:arg>` elements, to change one's value in place.
     public var qemuArgumentElements: [XMLElement] {
         guard let prefix = qemuPrefix else { return [] }

@@ -221,9 +221,10 @@ public struct LookingGlass: StepPlugin {
                 try document.remove(document.qemuArgumentElements[index - 1])
             }
         }
-        if let prefix = document.qemuPrefix, let empty = document.root.children("\(prefix):commandline").first(where: { $0.children.isEmpty }) {
+        while let prefix = document.qemuPrefix, let empty = document.root.children("\(prefix):commandline").first(where: { $0.children.isEmpty }) {
             try document.remove(empty)
         }
+        try document.dropUnusedQemuNamespace()
     }
 
     /// `<shmem name='looking-glass'>` of the size; one that says anything else is replaced.

@@ -77,6 +77,20 @@ public struct XMLText: Sendable {
         try commit(bytes)
     }
 
+    /// Removes one attribute of `element` with the blanks before it; nothing when it has none such.
+    public mutating func removeAttribute(_ element: XMLElement, _ name: String) throws {
+        guard let attribute = element.attributes.first(where: { $0.name == name }) else { return }
+        let bytes = Array(text.utf8)
+        // Back from the opening quote over `name =`, then over the blanks that separate it.
+        var start = attribute.valueRange.lowerBound - 1
+        while start > 0 && bytes[start - 1] != UInt8(ascii: "=") { start -= 1 }
+        start -= 1
+        while start > 0 && Self.isSpace(bytes[start - 1]) { start -= 1 }
+        start -= name.utf8.count
+        while start > 0 && Self.isSpace(bytes[start - 1]) { start -= 1 }
+        try splice(start..<(attribute.valueRange.upperBound + 1), "")
+    }
+
     /// Inserts `fragment` as a child of `parent`, right after `sibling` (or as the first child),
     /// indented like the document.
     public mutating func insert(_ fragment: XMLFragment, into parent: XMLElement, after sibling: XMLElement?) throws {
