@@ -62,6 +62,13 @@ public struct Hugepages: StepPlugin {
         plan.notices = notices + plan.notices
 
         if var domain = document {
+            if let element = domain.element(["memory"]), let memory = DomainDocument.kibibytes(element.text, unit: element.attribute("unit")),
+                memory > total
+            {
+                plan.notices.append(Notice(
+                    .warning, "\(domain.name) has \(Self.describe(memory)) of memory but the pages hold \(Self.describe(total)): "
+                        + "it cannot start on them; reserve more (memory: auto)"))
+            }
             try Self.backMemory(&domain, pageKiB: pageKiB)
             let result = try domain.plan(options, host: host)
             plan.files += result.files

@@ -59,6 +59,21 @@ import Testing
         }
     }
 
+    /// libvirt's own schema accepts every domain the fixtures expect.
+    @Test func expectedDomainsValidateAgainstLibvirtsSchema() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/virt-xml-validate") else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("virt-xml-validate is missing: scripts/install-deps.sh installs it") }
+            return
+        }
+        let expected = Package.path("\(Self.directory)/expected")
+        let domains = try FileManager.default.contentsOfDirectory(atPath: expected).filter { $0.hasSuffix(".xml") }
+        #expect(domains.count >= 12)
+        for name in domains {
+            let result = try ProcessRunner.run(["virt-xml-validate", "\(expected)/\(name)", "domain"])
+            #expect(result.status == 0, "\(name): \(result.output)")
+        }
+    }
+
     @Test func lookingGlassSizesFollowTheTable() {
         // width x height x 4 (8 with HDR) x 2 bytes + 10 MiB, rounded up to a power of two MiB.
         let table: [(Int, Int, Bool, Int)] = [
