@@ -157,6 +157,62 @@ import Testing
         #expect(try root.fingerprint() == original, "two rollbacks give the root back byte for byte")
     }
 
+    /// A package from the test cache (scripts/install-deps.sh downloads it), unpacked into a temporary
+    /// directory; nil when it is not there (outside CI).
+    static func unpacked(_ package: String) throws -> TempRoot? {
+        let cache = (ProcessInfo.processInfo.environment["PROVISION_TEST_ROOTS"] ?? "/var/cache/provision-tests") + "/debs"
+        guard let deb = (try? FileManager.default.contentsOfDirectory(atPath: cache))?.first(where: { $0.hasPrefix("\(package)_") }) else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(cache)/\(package)_*.deb is missing: scripts/install-deps.sh") }
+            return nil
+        }
+        let directory = try TempRoot()
+        let result = try ProcessRunner.run(["dpkg-deb", "-x", "\(cache)/\(deb)", directory.path])
+        try #require(result.status == 0, "\(result.output)")
+        return directory
+    }
+
+    /// The rules looking-glass adds to AppArmor's local libvirt-qemu abstraction, parsed by
+    /// AppArmor's own parser (from Debian's package, never loaded into a kernel) inside libvirt's
+    /// per-guest profile template, with Debian's base abstractions.
+    @Test func appArmorReadsTheLocalRules() throws {
+        guard let apparmor = try Self.unpacked("apparmor"), let libvirt = try Self.unpacked("libvirt-daemon-system") else { return }
+        let root = try TempRoot()
+        try root.write("/etc/libvirt/qemu.conf", "user = \"root\"\n")
+        let domain = try String(contentsOfFile: Package.path("Tests/ProvisionTuningTests/Fixtures/domains/win10.libvirt.xml"), encoding: .utf8)
+        try root.write("/etc/libvirt/qemu/lg.xml", domain.replacingOccurrences(of: "<name>win10</name>", with: "<name>lg</name>"))
+        try root.write("/etc/passwd", "root:x:0:0::/root:/bin/sh\nkim:x:1000:1000::/home/kim:/bin/bash\n")
+        try root.write("/etc/group", "root:x:0:\nkvm:x:104:\nkim:x:1000:\n")
+        let abstraction = try #require(libvirt.read("/etc/apparmor.d/abstractions/libvirt-qemu"))
+        try root.write("/etc/apparmor.d/abstractions/libvirt-qemu", abstraction)
+        let recipes = try TempRoot()
+        for via in ["kvmfr", "shm"] {
+            try recipes.write("/\(via).yaml", "name: lg\nsteps:\n  - {uses: looking-glass, with: {domain: lg, via: \(via)}}\n")
+            let apply = try CLI.run(["apply", recipes.real("/\(via).yaml"), "--root", root.path])
+            try #require(apply.status == 0, "\(apply.stderr)")
+        }
+        let local = try #require(root.read("/etc/apparmor.d/local/abstractions/libvirt-qemu"))
+        #expect(local.contains("/dev/kvmfr0 rw,\n/dev/shm/looking-glass rw,\n"), "\(local)")
+
+        // Debian's profile tree, with libvirt's abstraction and the local rules provision wrote.
+        let profiles = apparmor.real("/etc/apparmor.d")
+        try apparmor.write("/etc/apparmor.d/abstractions/libvirt-qemu", abstraction)
+        try apparmor.write("/etc/apparmor.d/local/abstractions/libvirt-qemu", local)
+        let template = try #require(libvirt.read("/etc/apparmor.d/libvirt/TEMPLATE.qemu"))
+        try apparmor.write("/etc/apparmor.d/libvirt/TEMPLATE.qemu", template)
+        let parser = apparmor.real("/sbin/apparmor_parser")
+        func parse(_ flags: [String]) throws -> ProcessRunner.Result {
+            try ProcessRunner.run([parser] + flags + ["--skip-kernel-load", "--base", profiles, "--Include", profiles, profiles + "/libvirt/TEMPLATE.qemu"])
+        }
+        let parsed = try parse([])
+        #expect(parsed.status == 0, "apparmor_parser: \(parsed.output)")
+        let expanded = try parse(["--preprocess"])
+        #expect(expanded.output.contains("/dev/kvmfr0 rw,") && expanded.output.contains("/dev/shm/looking-glass rw,"), "the local rules are included")
+
+        // The parser is a real judge: a broken local rule fails.
+        try apparmor.write("/etc/apparmor.d/local/abstractions/libvirt-qemu", local + "/dev/kvmfr0 rw garbage,\n")
+        #expect(try parse([]).status != 0)
+    }
+
     @Test func qemuConfWithKvmfrReadsBackThroughLibvirtsLens() throws {
         guard let debianConf = try LibvirtIntegrationTests.debianQemuConf() else { return }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/augtool") else {
