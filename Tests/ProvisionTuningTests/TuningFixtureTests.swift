@@ -74,6 +74,26 @@ import Testing
         }
     }
 
+    /// kvmfr's size is read when the module loads: from the initramfs when it loads kvmfr itself
+    /// (then the image is rebuilt), else from /etc/modprobe.d at boot (no rebuild).
+    @Test(arguments: [("kvmfr\n", true), ("# kvmfr\nvfio_pci\n", false)])
+    func lookingGlassRebuildsTheInitramfsOnlyWhenItLoadsKvmfr(_ modules: String, _ rebuilt: Bool) throws {
+        let temp = try TempRoot()
+        try FileManager.default.createDirectory(atPath: temp.real("/usr/share/initramfs-tools"), withIntermediateDirectories: true)
+        try temp.write("/etc/initramfs-tools/modules", modules)
+        try temp.write("/etc/passwd", "root:x:0:0::/root:/bin/sh\nalex:x:1000:1000::/home/alex:/bin/sh\n")
+        try temp.write("/etc/group", "root:x:0:\nkvm:x:104:\n")
+        try temp.write("/etc/libvirt/qemu.conf", "")
+        try temp.write(
+            "/etc/libvirt/qemu/win10.xml", try String(contentsOfFile: Package.path("\(Self.directory)/domains/win10.libvirt.xml"), encoding: .utf8))
+        let recipe = try Recipe.parse(
+            "name: lg\nsteps:\n  - {uses: looking-glass, with: {domain: win10}}\n", file: "lg.yaml", registry: Self.registry)
+        let plan = try Engine(root: HostRoot(temp.path), registry: Self.registry).plan(recipe)
+        let rebuild = plan.handlers.first { $0.argv == ["update-initramfs", "-u", "-k", "all"] }
+        #expect((rebuild != nil) == rebuilt, "\(plan.handlers)")
+        #expect(rebuild.map { $0.notifiedBy == ["/etc/modprobe.d/kvmfr.conf"] } ?? true, "the size in modprobe.d notifies it")
+    }
+
     @Test func lookingGlassSizesFollowTheTable() {
         // width x height x 4 (8 with HDR) x 2 bytes + 10 MiB, rounded up to a power of two MiB.
         let table: [(Int, Int, Bool, Int)] = [
