@@ -58,6 +58,7 @@ public struct LookingGlass: StepPlugin {
         let size = Self.sizeMiB(width: width, height: height, hdr: hdr)
         let user = try owner(options, host: host)
         let group = try options.string("group", default: "kvm")
+        guard Self.isPlainName(group) else { throw options.error("group", "\"\(group)\" is not a group name") }
         do { _ = try host.groupID(group) } catch let error as ProvisionError { throw options.error("group", error.message) }
         let via = try options.string("via", default: "kvmfr")
         let what = "\(width)x\(height)\(hdr ? " HDR" : "")"
@@ -116,12 +117,13 @@ public struct LookingGlass: StepPlugin {
     /// The user option, else the root's one login user (uid 1000 and up, a login shell).
     private func owner(_ options: StepOptions, host: HostView) throws -> String {
         if let user = try options.string("user") {
+            guard Self.isPlainName(user) else { throw options.error("user", "\"\(user)\" is not a user name") }
             do { _ = try host.userID(user) } catch let error as ProvisionError { throw options.error("user", error.message) }
             return user
         }
         let logins = (try host.text("/etc/passwd") ?? "").split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
-            guard fields.count >= 7, let uid = Int(fields[2]), (1000..<60_000).contains(uid),
+            guard fields.count >= 7, let uid = Int(fields[2]), (1000..<60_000).contains(uid), Self.isPlainName(String(fields[0])),
                 !["nologin", "false"].contains(fields[6].split(separator: "/").last.map(String.init) ?? "")
             else { return nil }
             return String(fields[0])
@@ -135,6 +137,11 @@ public struct LookingGlass: StepPlugin {
                 at: options.stepLocation)
         }
         return logins[0]
+    }
+
+    /// A name a udev rule and a tmpfiles.d line can carry as it is.
+    static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && !name.hasPrefix("-") && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
     }
 
     /// qemu.conf's cgroup_device_acl with /dev/kvmfr0, libvirt's defaults kept (setting the list
