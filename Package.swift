@@ -44,10 +44,13 @@ let package = Package(
             name: "ProvisionModprobe", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd", "ProvisionDevices"],
             path: "Plugins/Modprobe"),
         .target(
+            name: "ProvisionTuning", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd", "ProvisionBootloader", "ProvisionLibvirt"],
+            path: "Plugins/Tuning"),
+        .target(
             name: "ProvisionPlugins",
             dependencies: [
                 "ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader", "ProvisionDevices",
-                "ProvisionROM", "ProvisionSystem", "ProvisionLibvirt",
+                "ProvisionROM", "ProvisionSystem", "ProvisionLibvirt", "ProvisionTuning",
             ],
             path: "Plugins/Builtin"),
         .target(
@@ -104,8 +107,13 @@ let package = Package(
             path: "Tests/ProvisionLibvirtTests",
             exclude: ["Fixtures"]),
         .testTarget(
+            name: "ProvisionTuningTests",
+            dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionTuning", "ProvisionModprobe", "ProvisionTestSupport"],
+            path: "Tests/ProvisionTuningTests",
+            exclude: ["Fixtures"]),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport", "CSystem"],
+            dependencies: ["provision", "ProvisionCore", "ProvisionEdit", "ProvisionTestSupport", "CSystem"],
             path: "Tests/IntegrationTests"),
         .testTarget(
             name: "CLITests",

@@ -21,10 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's own /etc/libvirt/qemu.conf, for the tests that edit it: the package is downloaded, never
-# installed (its postinst would set up services on this machine).
+# Debian's own /etc/libvirt/qemu.conf and AppArmor abstraction, for the tests that edit them: the
+# package is downloaded, never installed (its postinst would set up services on this machine).
 debs="${PROVISION_TEST_ROOTS:-/var/cache/provision-tests}/debs"
-if ! ls "$debs"/libvirt-daemon-system_*.deb >/dev/null 2>&1; then
-  $SUDO mkdir -p "$debs"
-  (cd "$debs" && $SUDO apt-get download -qq libvirt-daemon-system 2>/dev/null)
-fi
+# Likewise AppArmor's parser and base profiles, which judge the Looking Glass rule provision adds to
+# libvirt's local abstraction (run from the unpacked package, never loaded into a kernel).
+for package in libvirt-daemon-system apparmor; do
+  if ! ls "$debs"/${package}_*.deb >/dev/null 2>&1; then
+    $SUDO mkdir -p "$debs"
+    (cd "$debs" && $SUDO apt-get download -qq $package 2>/dev/null)
+  fi
+done

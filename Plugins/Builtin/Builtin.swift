@@ -7,6 +7,7 @@ import ProvisionLibvirt
 import ProvisionModprobe
 import ProvisionROM
 import ProvisionSystem
+import ProvisionTuning
 
 /// Every step kind that ships with provision.
-public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps + deviceSteps + romSteps + systemSteps + libvirtSteps)
+public let builtinRegistry = PluginRegistry(fileSteps + initrdSteps + modprobeSteps + bootloaderSteps + deviceSteps + romSteps + systemSteps + libvirtSteps + tuningSteps)

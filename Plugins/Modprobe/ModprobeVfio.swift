@@ -124,4 +124,4 @@ public struct ModprobeVfio: StepPlugin {
 }
 
 /// The modprobe.d steps.
-public let modprobeSteps: [any StepPlugin] = [ModprobeVfio()]
+public let modprobeSteps: [any StepPlugin] = [ModprobeVfio(), ResetQuirk()]

@@ -77,6 +77,20 @@ public struct XMLText: Sendable {
         try commit(bytes)
     }
 
+    /// Removes one attribute of `element` with the blanks before it; nothing when it has none such.
+    public mutating func removeAttribute(_ element: XMLElement, _ name: String) throws {
+        guard let attribute = element.attributes.first(where: { $0.name == name }) else { return }
+        let bytes = Array(text.utf8)
+        // Back from the opening quote over `name =`, then over the blanks that separate it.
+        var start = attribute.valueRange.lowerBound - 1
+        while start > 0 && bytes[start - 1] != UInt8(ascii: "=") { start -= 1 }
+        start -= 1
+        while start > 0 && Self.isSpace(bytes[start - 1]) { start -= 1 }
+        start -= name.utf8.count
+        while start > 0 && Self.isSpace(bytes[start - 1]) { start -= 1 }
+        try splice(start..<(attribute.valueRange.upperBound + 1), "")
+    }
+
     /// Inserts `fragment` as a child of `parent`, right after `sibling` (or as the first child),
     /// indented like the document.
     public mutating func insert(_ fragment: XMLFragment, into parent: XMLElement, after sibling: XMLElement?) throws {
@@ -106,6 +120,24 @@ public struct XMLText: Sendable {
         let rank = order.firstIndex(of: fragment.name) ?? order.count
         let sibling = parent.children.last { child in (order.firstIndex(of: child.name) ?? Int.max) <= rank }
         try insert(fragment, into: parent, after: sibling ?? (rank >= order.count ? parent.children.last : nil))
+    }
+
+    /// Replaces the text of an element without child elements (`<vcpu placement='static'>4</vcpu>`);
+    /// `<name …/>` gets the text between a new start and end tag.
+    public mutating func setText(_ element: XMLElement, _ value: String) throws {
+        guard element.children.isEmpty else {
+            throw ProvisionError(
+                .invalidInput, "<\(element.name)> holds elements, not only text", at: SourceLocation(file: file, line: element.line, column: 1))
+        }
+        let escaped = Self.escapeText(value)
+        if let end = element.endTag {
+            try splice(element.startTag.upperBound..<end.lowerBound, escaped)
+        } else {
+            let bytes = Array(text.utf8)
+            var close = element.startTag.upperBound - 2
+            while close > element.startTag.lowerBound && Self.isSpace(bytes[close - 1]) { close -= 1 }
+            try splice(close..<element.startTag.upperBound, ">" + escaped + "</\(element.name)>")
+        }
     }
 
     /// Removes `element`, and its line when it was alone on it.
@@ -151,6 +183,11 @@ public struct XMLText: Sendable {
         return unit.isEmpty ? "  " : unit
     }
 
+    /// Character data: only what would end it or start markup is escaped.
+    static func escapeText(_ value: String) -> String {
+        value.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
     static func escape(_ value: String, quote: Character) -> String {
         var out = ""
         for character in value {
@@ -158,7 +195,8 @@ public struct XMLText: Sendable {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
-            case "\"" where quote == "\"": out += "&quot;"
+            // Always, as libvirt writes it, so a file it re-writes reads the same.
+            case "\"": out += "&quot;"
             case "'" where quote == "'": out += "&apos;"
             case "\n": out += "&#10;"
             case "\t": out += "&#9;"
@@ -210,15 +248,19 @@ public struct XMLFragment: Sendable {
     public var name: String
     public var attributes: [(String, String)]
     public var children: [XMLFragment]
+    /// Text content, for an element without children (`<size unit='M'>64</size>`).
+    public var text: String?
 
-    public init(_ name: String, _ attributes: [(String, String)] = [], _ children: [XMLFragment] = []) {
+    public init(_ name: String, _ attributes: [(String, String)] = [], _ children: [XMLFragment] = [], text: String? = nil) {
         self.name = name
         self.attributes = attributes
         self.children = children
+        self.text = text
     }
 
     func lines(quote: Character, unit: String) -> [String] {
         let open = "<" + name + attributes.map { " \($0.0)=\(quote)\(XMLText.escape($0.1, quote: quote))\(quote)" }.joined()
+        if children.isEmpty, let text { return [open + ">" + XMLText.escapeText(text) + "</\(name)>"] }
         guard !children.isEmpty else { return [open + "/>"] }
         return [open + ">"] + children.flatMap { $0.lines(quote: quote, unit: unit).map { unit + $0 } } + ["</\(name)>"]
     }

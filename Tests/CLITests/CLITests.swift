@@ -23,10 +23,13 @@ import Testing
         #expect(document["changed"] as? Int == 7)
         #expect(document["reboot_required"] as? Bool == true)
         let steps = try #require(document["steps"] as? [[String: Any]])
-        #expect(steps.map { $0["status"] as? String } == ["ok", "changed", "changed", "changed", "changed", "ok", "changed", "changed", "skipped", "skipped", "changed"])
+        #expect(steps.map { $0["status"] as? String } == [
+            "ok", "changed", "changed", "changed", "changed", "ok", "ok", "changed", "changed", "skipped", "skipped", "changed", "skipped", "skipped",
+            "skipped",
+        ])
         #expect(steps.map { $0["id"] as? String } == [
-            "select-gpu", "firmware-hint", "modprobe-vfio", "initramfs-modules", "kernel-cmdline", "bind-by-address", "vm-user", "qemu-conf",
-            "rom-from-url", "rom-from-file", "guest",
+            "select-gpu", "firmware-hint", "modprobe-vfio", "initramfs-modules", "kernel-cmdline", "reset-quirk", "bind-by-address", "vm-user",
+            "qemu-conf", "rom-from-url", "rom-from-file", "guest", "pin-cpus", "hugepages", "looking-glass",
         ])
         #expect(steps.allSatisfy { $0["uses"] is String })
 

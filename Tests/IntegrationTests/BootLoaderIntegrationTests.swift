@@ -5,7 +5,8 @@ import Testing
 
 /// Boot-loader handlers judged by the real tools in debootstrapped Debian 12 roots: grub-mkconfig
 /// is skipped with the reason until /dev, /proc and /sys are mounted inside the root, then runs
-/// there; kernel-install gives a newly added kernel the line provision wrote to /etc/kernel/cmdline.
+/// there (for kernel.cmdline and for hugepages at boot); kernel-install gives a newly added kernel the
+/// line provision wrote to /etc/kernel/cmdline.
 @Suite(.serialized) struct BootLoaderIntegrationTests {
     func root(_ name: String) throws -> TempRoot? { try debootstrappedRoot(name) }
 
@@ -46,6 +47,15 @@ import Testing
         #expect(ran["status"] as? String == "ran", "\(ran)")
         let config = root.read("/boot/grub/grub.cfg") ?? ""
         #expect(config.contains("quiet iommu=pt intel_iommu=on"), "grub-mkconfig wrote the new line into grub.cfg")
+
+        // hugepages goes through the same adapter, and grub-mkconfig writes its parameters too.
+        try root.write("/tmp/pages.yaml", "name: pages\nsteps:\n  - {uses: hugepages, with: {count: 512, size: 2M}}\n")
+        let pages = try CLI.run(["apply", root.real("/tmp/pages.yaml"), "--root", root.path, "--json"])
+        #expect(pages.status == 0, "\(pages.stderr)")
+        #expect(try handler(pages.stdout)["status"] as? String == "ran")
+        #expect(
+            root.read("/boot/grub/grub.cfg")?.contains("quiet iommu=pt intel_iommu=on default_hugepagesz=2M hugepagesz=2M hugepages=512") == true,
+            "grub-mkconfig wrote the pages into grub.cfg")
     }
 
     @Test func kernelInstallGivesNewKernelsTheEtcKernelCmdline() throws {

@@ -19,6 +19,8 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
     public var builtin: [String: [String]]?
     /// Directories that must exist (e.g. a generator's data directory).
     public var directories: [String]?
+    /// A directory beside the fixture copied into the root first, links kept (a machine's sys/ and proc/).
+    public var tree: String?
     public var expected: [String: String?]?
     /// Host path -> a golden file beside the fixture.
     public var expected_from: [String: String]?
@@ -32,7 +34,8 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
     public var notices: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case step, options, files, files_from, expected_from, file_modes, kernels, builtin, directories, expected, expected_mode, bash_arrays, sh_variables, error, notices
+        case step, options, files, files_from, expected_from, file_modes, kernels, builtin, directories, tree, expected, expected_mode, bash_arrays,
+            sh_variables, error, notices
     }
 
     public var description: String { name }
@@ -81,6 +84,10 @@ public struct StepFixture: Decodable, Sendable, CustomStringConvertible {
         try FileManager.default.createDirectory(atPath: temp.real("/usr/lib/modules"), withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: temp.real("/lib"), withDestinationPath: "usr/lib")
         try temp.write("/etc/passwd", "root:x:0:0::/root:/bin/sh\nalex:x:1000:1000::/home/alex:/bin/sh\n")
+        if let tree {
+            let result = try ProcessRunner.run(["cp", "-a", directory + "/" + tree + "/.", temp.path])
+            guard result.status == 0 else { throw ProvisionError(.io, "cp failed: \(result.output)") }
+        }
         for directory in directories ?? [] {
             try FileManager.default.createDirectory(atPath: temp.real(directory), withIntermediateDirectories: true)
         }
