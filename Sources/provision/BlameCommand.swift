@@ -13,7 +13,7 @@ struct BlameCommand: ParsableCommand {
             "not recorded".
             """)
 
-    @Argument(help: "Host path (absolute, or relative to the root).") var path: String
+    @Argument(help: "Host path (absolute, or relative to the root).", completion: .file()) var path: String
     @OptionGroup var global: GlobalOptions
 
     static func label(_ line: BlameLine) -> String {
@@ -28,7 +28,8 @@ struct BlameCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let report = try global.engine().blame(path)
             if global.json {
                 Output.printJSON(report)
@@ -60,7 +61,7 @@ struct BlameCommand: ParsableCommand {
                     + "\(users[index].padding(toLength: userWidth, withPad: " ", startingAt: 0))  \(date)  "
                     + "\(String(repeating: " ", count: digits - number.count))\(number)| \(line.text)\n"
             }
-            print(out, terminator: "")
+            console.page(out)
         }
     }
 }
