@@ -116,7 +116,7 @@ import Testing
         let document = try CLI.json(good.stdout)
         #expect(document["valid"] as? Bool == true)
         let images = try #require((document["rom"] as? [String: Any])?["images"] as? [[String: Any]])
-        #expect(images.map { $0["codeType"] as? String } == ["x86 (legacy BIOS)", "EFI"])
+        #expect(images.map { $0["code_type"] as? String } == ["x86 (legacy BIOS)", "EFI"])
         let human = try CLI.run(["rom", "inspect", Self.vgabios])
         #expect(human.stdout.contains("image 1 at 0x0: x86 (legacy BIOS), 39936 bytes, ids 1234:1111, class 030000"))
 
