@@ -8,6 +8,7 @@
 #   DIR/completions/zsh/_provision                 … zsh
 #   DIR/completions/fish/provision.fish            … fish
 # Usage: scripts/make-docs.sh DIR [PROVISION_BINARY]   (default: builds .build/debug/provision)
+#        GENERATE_MANUAL=PATH: a generate-manual already built (else swift build --product generate-manual)
 set -euo pipefail
 out=${1:?usage: scripts/make-docs.sh DIR [PROVISION_BINARY]}
 cd "$(dirname "$0")/.."
@@ -16,13 +17,15 @@ if [[ -z $binary ]]; then
   swift build --product provision >/dev/null
   binary=.build/debug/provision
 fi
-swift build --product generate-manual >/dev/null
+# GENERATE_MANUAL names a built generate-manual (the tests, which cannot run swift build).
+generator=${GENERATE_MANUAL:-.build/debug/generate-manual}
+[[ -n ${GENERATE_MANUAL:-} ]] || swift build --product generate-manual >/dev/null
 mkdir -p "$out/man/man1" "$out/completions/bash" "$out/completions/zsh" "$out/completions/fish"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The date comes from the last commit, so the page is the same for the same source.
 date=$(git log -1 --format=%cs 2>/dev/null || date -u +%F)
-.build/debug/generate-manual "$binary" --date "$date" --section 1 --output-directory "$work"
+"$generator" "$binary" --date "$date" --section 1 --output-directory "$work"
 python3 - "$work/provision.1" "$out/man/man1/provision.1" <<'PY'
 import re, sys
 source, target = sys.argv[1:]

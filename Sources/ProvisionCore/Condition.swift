@@ -267,7 +267,7 @@ public indirect enum Condition: Sendable, Hashable {
                 return .not(try parseList(left))
             case .end, .symbol(")"), .word("and"), .word("or"):
                 guard case .reference = left else {
-                    throw fail("\(left) alone is not a condition: compare it (== or !=) or use a ${variable}", at: start)
+                    throw fail("\"\(left)\" alone is not a condition: compare it (== or !=) or use a ${variable}", at: start)
                 }
                 return .truthy(left)
             default:

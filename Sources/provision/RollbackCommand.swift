@@ -76,7 +76,8 @@ struct RollbackCommand: ParsableCommand {
             Output.printJSON(
                 RollbackPreviewDocument(
                     dryRun: true, undo: preview.label, runs: preview.runs, files: preview.changes.map(FileDocument.init), handlers: handlers,
-                    conflicts: preview.conflicts, refused: refused, recovery: preview.recovery))
+                    conflicts: preview.conflicts, refused: refused, refusal: refused ? preview.refusal.message : nil,
+                    recovery: preview.recovery))
         } else {
             let printer = RunPrinter(console: console, widthOf: [])
             var out = "rollback \(preview.label) (dry run: nothing changes)\n"
@@ -92,7 +93,13 @@ struct RollbackCommand: ParsableCommand {
             out += force && !preview.conflicts.isEmpty ? ", overwriting hand edits in \(preview.conflicts.joined(separator: ", "))\n" : "\n"
             console.out(out)
         }
-        if refused { throw preview.refusal }
+        guard refused else { return }
+        // One JSON document: the preview says it is refused; the reason goes to stderr as well.
+        if console.json {
+            console.err("provision: " + console.paint("error:", .red, stderr: true) + " \(preview.refusal.description)\n" + preview.conflictDiff)
+            throw ExitCode(preview.refusal.exitCode)
+        }
+        throw preview.refusal
     }
 }
 
@@ -116,5 +123,7 @@ struct RollbackPreviewDocument: Encodable {
     var handlers: [HandlerDocument]
     var conflicts: [String]
     var refused: Bool
+    /// Why a real rollback would refuse (exit 3 then, as now).
+    var refusal: String?
     var recovery: PendingRecovery?
 }
