@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProvisionCore
 
 #if canImport(Glibc)
 import Glibc
@@ -135,8 +136,11 @@ struct Console {
     /// so a screenful prints and exits), else straight to stdout.
     func page(_ text: String) {
         let environment = ProcessInfo.processInfo.environment
-        let command = environment["PAGER"] ?? "less"
-        guard pager, !command.isEmpty, command != "cat", text.split(separator: "\n", omittingEmptySubsequences: false).count > terminalRows() else {
+        let command = (environment["PAGER"] ?? "less").trimmingCharacters(in: .whitespaces)
+        let program = command.split(separator: " ").first.map(String.init) ?? ""
+        guard pager, !command.isEmpty, program != "cat", Tools.onHost(program) != nil,
+            text.split(separator: "\n", omittingEmptySubsequences: false).count > terminalRows()
+        else {
             out(text)
             return
         }
