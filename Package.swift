@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "provision", targets: ["provision"]),
         .library(name: "ProvisionCore", targets: ["ProvisionCore"]),
+        .library(name: "ProvisionFleet", targets: ["ProvisionFleet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,10 +53,13 @@ let package = Package(
         .target(
             name: "ProvisionVerify", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionDevices", "ProvisionInitrd"],
             path: "Sources/ProvisionVerify"),
+        .target(
+            name: "ProvisionFleet", dependencies: ["ProvisionCore", "CSystem", .product(name: "Yams", package: "Yams")],
+            path: "Sources/ProvisionFleet"),
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM", "ProvisionVerify",
+                "ProvisionCore", "ProvisionPlugins", "ProvisionDevices", "ProvisionROM", "ProvisionVerify", "ProvisionFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/provision"),
@@ -108,6 +112,15 @@ let package = Package(
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],
             path: "Tests/CLITests",
             exclude: ["Golden"]),
+        .testTarget(
+            name: "ProvisionFleetTests",
+            dependencies: ["ProvisionFleet", "ProvisionCore", "ProvisionTestSupport"],
+            path: "Tests/ProvisionFleetTests",
+            exclude: ["Inventories"]),
+        .testTarget(
+            name: "FleetTests",
+            dependencies: ["provision", "ProvisionFleet", "ProvisionCore", "ProvisionTestSupport"],
+            path: "Tests/FleetTests"),
         .testTarget(
             name: "SafetyTests",
             dependencies: ["provision", "ProvisionCore", "ProvisionTestSupport"],

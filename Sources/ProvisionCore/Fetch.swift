@@ -1,8 +1,6 @@
 import Foundation
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import CSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -21,15 +19,48 @@ public enum Fetch {
             throw ProvisionError(
                 .invalidInput, url.scheme == "http" ? "\(url) is plain http: use https, or say insecure: true" : "\(url) is not an http(s) URL")
         }
-        let task = DownloadTask(url: url, maxBytes: maxBytes, allowHTTP: allowHTTP, maxRedirects: maxRedirects)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout * 4
-        let session = URLSession(configuration: configuration, delegate: task, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-        session.dataTask(with: url).resume()
-        task.done.wait()
-        return try task.result()
+        var current = url
+        var redirects = 0
+        while true {
+            let response = try get(current, maxBytes: maxBytes, timeout: timeout)
+            if let location = response.location, (300..<400).contains(response.status) {
+                redirects += 1
+                guard redirects <= maxRedirects else { throw failure(url, "more than \(maxRedirects) redirects") }
+                guard let next = URL(string: location), next.scheme == "https" || (next.scheme == "http" && allowHTTP) else {
+                    throw failure(url, "redirected to \(location), which is not https")
+                }
+                current = next
+                continue
+            }
+            guard response.status == 200 else { throw failure(url, "HTTP status \(response.status)") }
+            return response.body
+        }
+    }
+
+    private static func failure(_ url: URL, _ message: String) -> ProvisionError {
+        ProvisionError(.io, "download of \(url) failed: \(message)")
+    }
+
+    /// One request through libcurl (loaded on first use by CSystem), redirects not followed.
+    private static func get(_ url: URL, maxBytes: Int, timeout: TimeInterval) throws -> (status: Int, body: Data, location: String?) {
+        var status = 0
+        var body: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        var location: UnsafeMutablePointer<CChar>?
+        var error = [CChar](repeating: 0, count: 512)
+        let result = provision_http_get(
+            url.absoluteString, max(1, Int(timeout.rounded(.up))), Int64(maxBytes), &status, &body, &length, &location, &error, error.count)
+        defer {
+            free(body)
+            free(location)
+        }
+        switch result {
+        case 0:
+            let data = body.map { Data(bytes: $0, count: length) } ?? Data()
+            return (status, data, location.map { String(cString: $0) })
+        case 1: throw failure(url, "more than the limit of \(maxBytes) bytes")
+        default: throw failure(url, String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
     }
 
     /// A file on this machine (not in the root), e.g. next to the recipe; at most `maxBytes`.
@@ -48,87 +79,5 @@ public enum Fetch {
             throw ProvisionError(.invalidInput, "\(path) is \(info.st_size) bytes, more than the limit of \(maxBytes)")
         }
         return try HostRoot.readAll(fd, size: Int(info.st_size), what: path, limit: maxBytes)
-    }
-}
-
-private final class DownloadTask: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    let url: URL
-    let maxBytes: Int
-    let allowHTTP: Bool
-    let maxRedirects: Int
-    let done = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var data = Data()
-    private var failure: ProvisionError?
-    private var redirects = 0
-
-    init(url: URL, maxBytes: Int, allowHTTP: Bool, maxRedirects: Int) {
-        self.url = url
-        self.maxBytes = maxBytes
-        self.allowHTTP = allowHTTP
-        self.maxRedirects = maxRedirects
-    }
-
-    private func fail(_ message: String) {
-        lock.withLock { if failure == nil { failure = ProvisionError(.io, "download of \(url) failed: \(message)") } }
-    }
-
-    func result() throws -> Data {
-        try lock.withLock {
-            if let failure { throw failure }
-            return data
-        }
-    }
-
-    func urlSession(
-        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
-        completionHandler: @escaping @Sendable (URLRequest?) -> Void
-    ) {
-        let count = lock.withLock { () -> Int in
-            redirects += 1
-            return redirects
-        }
-        if count > maxRedirects {
-            fail("more than \(maxRedirects) redirects")
-            completionHandler(nil)
-            task.cancel()
-        } else if request.url?.scheme != "https" && !(request.url?.scheme == "http" && allowHTTP) {
-            fail("redirected to \(request.url?.absoluteString ?? "?"), which is not https")
-            completionHandler(nil)
-            task.cancel()
-        } else {
-            completionHandler(request)
-        }
-    }
-
-    func urlSession(
-        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-        completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
-    ) {
-        if let http = response as? HTTPURLResponse, http.statusCode != 200 {
-            fail("HTTP status \(http.statusCode)")
-            completionHandler(.cancel)
-        } else if response.expectedContentLength > Int64(maxBytes) {
-            fail("\(response.expectedContentLength) bytes announced, more than the limit of \(maxBytes)")
-            completionHandler(.cancel)
-        } else {
-            completionHandler(.allow)
-        }
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive chunk: Data) {
-        let tooBig = lock.withLock { () -> Bool in
-            data.append(chunk)
-            return data.count > maxBytes
-        }
-        if tooBig {
-            fail("more than the limit of \(maxBytes) bytes")
-            dataTask.cancel()
-        }
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        if let error { fail(error.localizedDescription) }
-        done.signal()
     }
 }

@@ -16,6 +16,29 @@ struct BlameCommand: ParsableCommand {
     @Argument(help: "Host path (absolute, or relative to the root).", completion: .file()) var path: String
     @OptionGroup var global: GlobalOptions
 
+    /// The lines of a blame, one per line: who set it, the commit, user, date, number and text.
+    static func render(_ lines: [BlameLine]) -> String {
+        var out = ""
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        let labels = lines.map(Self.label)
+        let width = labels.map(\.count).max() ?? 0
+        let users = lines.map { $0.user ?? "" }
+        let userWidth = users.map(\.count).max() ?? 0
+        let digits = String(lines.count).count
+        for (index, line) in lines.enumerated() {
+            let commit = line.commit.map { String($0.prefix(10)) } ?? String(repeating: "-", count: 10)
+            let date = line.date.map { formatter.string(from: $0) } ?? String(repeating: " ", count: 16)
+            let number = String(line.line)
+            out += "\(labels[index].padding(toLength: width, withPad: " ", startingAt: 0))  \(commit)  "
+                + "\(users[index].padding(toLength: userWidth, withPad: " ", startingAt: 0))  \(date)  "
+                + "\(String(repeating: " ", count: digits - number.count))\(number)| \(line.text)\n"
+        }
+        return out
+    }
+
     static func label(_ line: BlameLine) -> String {
         let run = line.run.map(String.init) ?? "?"
         switch line.origin {
@@ -44,23 +67,7 @@ struct BlameCommand: ParsableCommand {
             default: break
             }
             out += "\n"
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "UTC")
-            formatter.dateFormat = "yyyy-MM-dd HH:mm"
-            let labels = report.lines.map(Self.label)
-            let width = labels.map(\.count).max() ?? 0
-            let users = report.lines.map { $0.user ?? "" }
-            let userWidth = users.map(\.count).max() ?? 0
-            let digits = String(report.lines.count).count
-            for (index, line) in report.lines.enumerated() {
-                let commit = line.commit.map { String($0.prefix(10)) } ?? String(repeating: "-", count: 10)
-                let date = line.date.map { formatter.string(from: $0) } ?? String(repeating: " ", count: 16)
-                let number = String(line.line)
-                out += "\(labels[index].padding(toLength: width, withPad: " ", startingAt: 0))  \(commit)  "
-                    + "\(users[index].padding(toLength: userWidth, withPad: " ", startingAt: 0))  \(date)  "
-                    + "\(String(repeating: " ", count: digits - number.count))\(number)| \(line.text)\n"
-            }
+            out += Self.render(report.lines)
             console.page(out)
         }
     }

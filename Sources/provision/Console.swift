@@ -48,12 +48,17 @@ struct Console {
     let pager: Bool
 
     init(_ options: DisplayOptions, json: Bool) {
+        self.init(json: json, color: options.color, quiet: options.quiet, verbose: options.verbose, noPager: options.noPager)
+    }
+
+    /// For commands without DisplayOptions: colour as --color=auto, no pager.
+    init(json: Bool, color: ColorMode = .auto, quiet: Bool = false, verbose: Bool = false, noPager: Bool = true) {
         self.json = json
-        quiet = options.quiet
-        verbose = options.verbose
+        self.quiet = quiet
+        self.verbose = verbose
         let environment = ProcessInfo.processInfo.environment
         let noColor = !(environment["NO_COLOR"] ?? "").isEmpty || environment["TERM"] == "dumb"
-        switch options.color {
+        switch color {
         case .always:
             colorOut = true
             colorErr = true
@@ -64,7 +69,7 @@ struct Console {
             colorOut = !noColor && isatty(1) == 1
             colorErr = !noColor && isatty(2) == 1
         }
-        pager = !options.noPager && !json && isatty(1) == 1
+        pager = !noPager && !json && isatty(1) == 1
     }
 
     func paint(_ text: String, _ style: Style, stderr: Bool = false) -> String {

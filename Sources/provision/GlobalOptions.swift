@@ -60,6 +60,11 @@ struct VariableOptions: ParsableArguments {
     static func read(_ file: String) throws -> [String: String] { try Recipe.variableFile(file) }
 }
 
+/// `runReporting` for commands that take no DisplayOptions (`fleet …`): colour as --color=auto.
+func runReporting(json: Bool, recipe: () -> Recipe? = { nil }, _ body: () throws -> Void) throws {
+    try runReporting(Console(json: json), recipe: recipe, body)
+}
+
 /// Runs a command body, turning engine errors into a message (or JSON) and the contract's exit code.
 /// `recipe` is the recipe the body loaded, if it got that far: its steps then appear in the JSON
 /// error document, the failed one as `failed` and the others as `skipped` (nothing was applied).

@@ -16,4 +16,13 @@ int provision_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 int provision_open_beneath(int rootfd, const char *relative, int flags, mode_t mode);
 /// O_PATH, which Swift's Glibc module does not export.
 extern const int provision_O_PATH;
+
+/// One HTTP(S) GET through the system's libcurl, loaded with dlopen on first use so that every
+/// other command starts without libcurl and its TLS, Kerberos and LDAP libraries, and so a binary
+/// built here runs on hosts whose libcurl differs. Redirects are not followed: the caller checks
+/// each Location. Returns 0 when a response arrived (`*status`, `*body`, `*body_length` and, for a
+/// redirect, `*location` are set; free them with free()); 1 when the body passed `max_bytes`
+/// (announced or received); -1 on failure with the reason in `error`.
+int provision_http_get(const char *url, long timeout_seconds, long long max_bytes, long *status, unsigned char **body,
+                       size_t *body_length, char **location, char *error, size_t error_length);
 #endif
