@@ -44,7 +44,8 @@ for line in lines[start:end]:
             current[1].append(line.strip())
     else:
         description.append(line if line.strip() else ".Pp")
-body = lines[:start] + description + lines[end:]
+# A blank line in a discussion is a paragraph break to mdoc (a bare empty line is a warning).
+body = lines[:start] + description + [line if line.strip() else ".Pp" for line in lines[end:]]
 text = "\n".join(body)
 text = text.replace('.Sh "EXIT STATUS"\n.Ex -std', "").rstrip("\n")
 def escape(s):
