@@ -48,6 +48,13 @@ struct ApplyCommand: ParsableCommand {
                 HandlerDocument(
                     argv: $0.argv, notifiedBy: $0.notifiedBy, status: $0.status.rawValue, detail: $0.detail, seconds: printer.durations[$0.argv])
             }
+            let failure = report.failedHandlers.first.map { failed in
+                ProvisionError(
+                    .handler,
+                    "handler \(failed.argv.joined(separator: " ")) failed; the files are written and recorded in run \(report.record.run), "
+                        + "and the next apply runs it again",
+                    detail: failed.detail.map { $0 + "\n" })
+            }
             if console.json {
                 Output.printJSON(
                     RunDocument(
@@ -55,7 +62,12 @@ struct ApplyCommand: ParsableCommand {
                         changed: plan.changedStepCount, steps: plan.steps.map(StepDocument.init), files: report.changes.map(FileDocument.init),
                         handlers: handlers, notices: plan.notices, rebootRequired: plan.rebootRequired,
                         rebootMissing: plan.rebootRequired ? Verifier.pendingRebootTokens(engine.root, plan) : [], drift: report.drift,
-                        recovered: report.recovered?.undid?.first, packed: report.packed))
+                        recovered: report.recovered?.undid?.first, packed: report.packed, error: failure.map(ErrorDocument.Body.init)))
+                // One document: it holds the failure; the message goes to stderr as well.
+                if let failure {
+                    console.err("provision: " + console.paint("error:", .red, stderr: true) + " \(failure.description)\n" + (failure.detail ?? ""))
+                    throw ExitCode(failure.exitCode)
+                }
             } else {
                 var out = printer.notices(plan.notices)
                 out += RunPrinter.rebootLine(plan, root: engine.root, applied: true, console: console) ?? ""
@@ -64,13 +76,7 @@ struct ApplyCommand: ParsableCommand {
                 if let packed = report.packed { out += "history \(Output.describe(packed))\n" }
                 console.out(out)
             }
-            if let failed = report.failedHandlers.first {
-                throw ProvisionError(
-                    .handler,
-                    "handler \(failed.argv.joined(separator: " ")) failed; the files are written and recorded in run \(report.record.run), "
-                        + "and the next apply runs it again",
-                    detail: failed.detail.map { $0 + "\n" })
-            }
+            if let failure { throw failure }
         }
     }
 }

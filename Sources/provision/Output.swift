@@ -187,6 +187,8 @@ struct RunDocument: Encodable {
     var handEdits: [HandEditDocument]?
     /// plan: an interrupted run the next apply undoes first.
     var recovery: PendingRecovery?
+    /// apply: a handler failed (exit 1); the files are written and recorded.
+    var error: ErrorDocument.Body?
 }
 
 struct HandEditDocument: Encodable {

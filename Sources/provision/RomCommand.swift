@@ -32,7 +32,14 @@ struct RomInspectCommand: ParsableCommand {
             } else {
                 console.out("\(file): \(rom.report)")
             }
-            if let fault = rom.faults.first { throw ProvisionError(.invalidInput, "\(file): \(fault)") }
+            guard let fault = rom.faults.first else { return }
+            let error = ProvisionError(.invalidInput, "\(file): \(fault)")
+            // With --json the document above says valid: false; one document, the reason on stderr.
+            if json {
+                console.err("provision: " + console.paint("error:", .red, stderr: true) + " \(error.description)\n")
+                throw ExitCode(error.exitCode)
+            }
+            throw error
         }
     }
 }

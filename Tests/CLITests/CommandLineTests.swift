@@ -158,6 +158,37 @@ import Testing
         #expect(try CLI.run(["plan", recipe, "-q", "-v", "--root", fresh.path]).status == 64)
     }
 
+    /// A failing handler: its output streamed indented, how it ended and how long it took, the tail
+    /// in the error; with --json one document holding the failure.
+    @Test func aFailingHandlerIsShownAsItRunsAndInOneJSONDocument() throws {
+        guard FileManager.default.fileExists(atPath: "/bin/busybox"), geteuid() == 0 else { return }
+        let temp = try TempRoot()
+        try FileManager.default.createDirectory(atPath: temp.real("/bin"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: temp.real("/bin/busybox"))
+        try FileManager.default.createSymbolicLink(atPath: temp.real("/bin/sh"), withDestinationPath: "busybox")
+        let handler = "[sh, -c, 'echo building; echo broken >&2; exit 3']"
+        try temp.write("/a.yaml", "name: a\nsteps:\n  - {id: conf, uses: file.content, with: {path: /etc/a.conf, content: a, notify: \(handler)}}\n")
+        let human = try CLI.run(["apply", temp.real("/a.yaml"), "--root", temp.path])
+        #expect(human.status == 1)
+        let lines = human.stdout.split(separator: "\n").map(String.init)
+        let running = try #require(lines.firstIndex(of: "handler: sh -c echo building; echo broken >&2; exit 3: running"), "\(human.stdout)")
+        #expect(lines[running + 1] == "    | building" && lines[running + 2] == "    | broken")
+        #expect(lines[running + 3].hasPrefix("handler: sh -c echo building; echo broken >&2; exit 3: failed (exit status 3, "))
+        #expect(human.stderr.hasPrefix("provision: error: handler sh -c echo building; echo broken >&2; exit 3 failed; the files are written"))
+        #expect(human.stderr.contains("exit status 3\nbuilding\nbroken\n"), "the tail of its output")
+
+        try temp.write("/a.yaml", "name: a\nsteps:\n  - {id: conf, uses: file.content, with: {path: /etc/a.conf, content: b, notify: \(handler)}}\n")
+        let json = try CLI.run(["apply", temp.real("/a.yaml"), "--root", temp.path, "--json"])
+        #expect(json.status == 1)
+        let document = try CLI.json(json.stdout)
+        #expect(document["schema"] as? Int == 1 && document["run"] as? Int == 2)
+        #expect((document["error"] as? [String: Any])?["kind"] as? String == "handler")
+        let handlers = try #require(document["handlers"] as? [[String: Any]])
+        #expect(handlers.first?["status"] as? String == "failed")
+        #expect(handlers.first?["seconds"] is Double || handlers.first?["seconds"] is Int)
+        #expect(json.stderr.contains("failed; the files are written"))
+    }
+
     @Test func stdoutComesBeforeStderrWhenBothGoToOneFile() throws {
         let temp = try TempRoot(copying: "ubuntu")
         let out = temp.real("/out.txt")
