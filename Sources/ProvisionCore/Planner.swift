@@ -157,6 +157,13 @@ public struct Planner: Sendable {
         var queue = recipe.steps.indices.filter { requested.contains(recipe.steps[$0].id) }
         while let index = queue.popLast() {
             let step = recipe.steps[index]
+            // A selected step that fails after an earlier step failed may fail for want of its
+            // facts: that step runs too, so its own error (and its fix) is what the user sees.
+            if digests[index] == nil {
+                for earlier in recipe.steps.indices where earlier < index && digests[earlier] == nil {
+                    if needed.insert(recipe.steps[earlier].id).inserted { queue.append(earlier) }
+                }
+            }
             for earlier in recipe.steps.indices where earlier < index && !exported[earlier].isEmpty {
                 let candidate = recipe.steps[earlier].id
                 guard !needed.contains(candidate), case .map(var entries) = views[index].facts else { continue }

@@ -158,6 +158,17 @@ import Testing
         #expect(try CLI.run(["plan", recipe, "-q", "-v", "--root", fresh.path]).status == 64)
     }
 
+    /// --step with a step whose facts come from a step that refuses: that refusal (and its fix) is said.
+    @Test func aSelectedStepNeedingARefusingStepGetsItsRefusal() throws {
+        let temp = try TempRoot(copying: "debian")
+        let refused = try CLI.run(["plan", recipe, "--root", temp.path, "--step", "modprobe-vfio"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("shares IOMMU group 7") && refused.stderr.contains("To go on: --var allow_shared_group=true"), "\(refused.stderr)")
+        let allowed = try CLI.run(["plan", recipe, "--root", temp.path, "--step", "modprobe-vfio", "--var", "allow_shared_group=true"])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(allowed.stdout.contains("1 step(s) to change, 1 ok, 9 skipped, 1 file(s)"), "\(allowed.stdout)")
+    }
+
     /// A failing handler: its output streamed indented, how it ended and how long it took, the tail
     /// in the error; with --json one document holding the failure.
     @Test func aFailingHandlerIsShownAsItRunsAndInOneJSONDocument() throws {
