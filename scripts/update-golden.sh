@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Re-writes the golden files the recipe tests compare against (Tests/CLITests/Golden/FAMILY/…):
-# applies recipes/vfio-passthrough.yaml to a copy of each snapshot and keeps every file it changed.
-# Review the diff by eye before committing: these are what an expert would write by hand.
+# Re-writes the golden files the CLI tests compare against:
+#   Tests/CLITests/Golden/FAMILY/…   recipes/vfio-passthrough.yaml applied to a copy of each snapshot,
+#                                    every file it changed (what an expert would write by hand)
+#   Tests/CLITests/Golden/messages/  the stderr of every refusal (RefusalGoldenTests)
+# Review the diff by eye before committing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build --product provision >/dev/null
+swift build --build-tests >/dev/null
 declare -A vars=([arch]="" [fedora]="" [debian]="--var allow_shared_group=true" [ubuntu]="--var identical_ids=bind-by-address" [popos]="")
 for family in arch fedora debian ubuntu popos; do
   work=$(mktemp -d)
@@ -25,3 +27,5 @@ for entry in json.load(open(f"{work}/apply.json"))["files"]:
 PY
   rm -rf "$work"
 done
+PROVISION_UPDATE_GOLDEN=1 swift test --skip-build --filter RefusalGoldenTests >/dev/null
+git status --short Tests/CLITests/Golden/messages

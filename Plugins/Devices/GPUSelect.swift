@@ -35,12 +35,14 @@ public struct GPUSelect: StepPlugin {
         switch gpu.verdict {
         case .shared(let others):
             guard try options.bool("allow_shared_group", default: false) else {
-                throw ProvisionError(
+                var error = ProvisionError(
                     .invalidInput,
                     "GPU \(gpu.device.address) shares IOMMU group \(gpu.group ?? -1) with \(others.joined(separator: ", ")): "
                         + "everything in a group goes to the guest together. Move the card to another slot (one wired to the CPU), "
-                        + "look for an ACS option in the firmware, or set allow_shared_group: true and pass those devices along",
+                        + "look for an ACS option in the firmware, or pass those devices to the guest too",
                     at: options.location(of: "allow_shared_group"))
+                error.fix = ProvisionError.Fix(option: "allow_shared_group", value: "true")
+                throw error
             }
             let companions = gpu.groupCompanions.map(\.address).joined(separator: ", ")
             notices.append(
@@ -58,12 +60,13 @@ public struct GPUSelect: StepPlugin {
         let twins = report.gpus.filter { $0.device.slot != gpu.device.slot && $0.device.id == gpu.device.id }
         if !twins.isEmpty {
             guard try options.string("identical_ids", default: "refuse") == "bind-by-address" else {
-                throw ProvisionError(
+                var error = ProvisionError(
                     .invalidInput,
                     "the other GPU \(twins.map(\.device.address).joined(separator: ", ")) has the same ids (\(gpu.device.id)): "
-                        + "vfio-pci.ids= would take both cards. Bind by address instead: set identical_ids: bind-by-address and add "
-                        + "a vfio.bind-address step (driverctl overrides in /etc/driverctl.d)",
-                    at: options.location(of: "gpu"))
+                        + "vfio-pci.ids= would take both cards. Bind the guest's by address instead (driverctl overrides in /etc/driverctl.d)",
+                    at: options.location(of: "identical_ids"))
+                error.fix = ProvisionError.Fix(option: "identical_ids", value: "bind-by-address", needsStep: "vfio.bind-address")
+                throw error
             }
             bind = "address"
             notices.append(Notice(.info, "\(gpu.device.address) has a twin at \(twins.map(\.device.address).joined(separator: ", ")): binding by address, not by ids"))

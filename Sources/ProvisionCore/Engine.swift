@@ -72,6 +72,9 @@ public final class Engine {
     public var onWait: (String) -> Void = { FileHandle.standardError.write(Data("provision: \($0)\n".utf8)) }
     /// Told what was repaired before a run: leftovers of a killed run removed, a history mode fixed.
     public var onRepair: (String) -> Void = { FileHandle.standardError.write(Data("provision: \($0)\n".utf8)) }
+    /// Told what a run does as it does it: each step once planned, each handler as it starts, its
+    /// output line by line, and how it ended.
+    public var onEvent: ((RunEvent) -> Void)? = nil
 
     static let defaultHistory = "/var/lib/provision/history.git"
 
@@ -85,17 +88,25 @@ public final class Engine {
 
     // MARK: plan and apply
 
-    public func plan(_ recipe: Recipe, vars: [String: String] = [:]) throws -> Plan {
-        try Planner(root: root, registry: registry).plan(recipe, overrides: vars)
+    /// `only`: the ids of the steps to run (with the earlier steps whose facts they read).
+    public func plan(_ recipe: Recipe, vars: [String: String] = [:], only: [String]? = nil) throws -> Plan {
+        try Planner(root: root, registry: registry).plan(recipe, overrides: vars, only: only, onStep: stepObserver)
     }
 
-    public func apply(_ recipe: Recipe, vars: [String: String] = [:]) throws -> RunReport {
+    private var stepObserver: ((StepResult) -> Void)? {
+        guard let onEvent else { return nil }
+        return { onEvent(.step($0)) }
+    }
+
+    public func apply(_ recipe: Recipe, vars: [String: String] = [:], only: [String]? = nil) throws -> RunReport {
         let started = Date()
         let lock = try RootLock(root: root, timeout: lockTimeout, onWait: onWait)
         defer { withExtendedLifetime(lock) {} }
         let existing = try openHistory(repairing: true)
         let recovered = try existing.flatMap { try recover($0) }
-        let plan = try Planner(root: root, registry: registry).plan(recipe, overrides: vars)
+        if let recovered { onEvent?(.recovered(recovered)) }
+        let plan = try Planner(root: root, registry: registry).plan(recipe, overrides: vars, only: only, onStep: stepObserver)
+        onEvent?(.planned(plan))
         // Created only now, so a recipe that fails to plan leaves nothing behind.
         let history = try existing ?? createHistory()
 
@@ -112,6 +123,7 @@ public final class Engine {
             }
         }
         tip = try recordDrift(drifted, run: run, history: history, tip: tip, pending: pending)
+        if !drifted.isEmpty { onEvent?(.driftRecorded(drifted.map(\.path), run: run)) }
         if !firstTouch.isEmpty {
             var record = auxiliaryRecord(
                 run: run, action: .preState, files: firstTouch.map { $0.path },
@@ -193,6 +205,7 @@ public final class Engine {
             throw ProvisionError(.notFound, "no history at \(historyPath): nothing to roll back")
         }
         let recovered = try recover(history)
+        if let recovered { onEvent?(.recovered(recovered)) }
         // An interrupted apply that recovery undid was the run to roll back; an interrupted
         // rollback, once undone, still has to be done.
         if let recovered, target == nil, to == nil, recovered.undoneAction == .apply {
@@ -202,31 +215,14 @@ public final class Engine {
         var tip = try history.tip()
         let run = (tip.record?.run ?? 0) + 1
         let pending = Self.pendingHandlers(after: tip.record)
-        let undo = try to.map { try undoAfter($0, history: history, tip: tip) } ?? undoRun(target, history: history)
-
-        var conflicts: [(path: String, state: FileState)] = []
-        var changes: [FileChange] = []
-        var diffs = ""
-        for path in undo.paths {
-            let current = try root.readState(path)
-            let expected = undo.expected[path] ?? .absent
-            let desired = undo.desired[path] ?? .absent
-            if current != expected && current != desired {
-                conflicts.append((path, current))
-                diffs += Diff.describe(path: path, before: expected, after: current)
-            }
-            if current != desired { changes.append(FileChange(path: path, before: current, after: desired)) }
-        }
+        let (undo, preview) = try rollbackPreview(run: target, to: to, history: history, tip: tip)
+        let conflicts = try preview.conflicts.map { (path: $0, state: try root.readState($0)) }
         if !conflicts.isEmpty {
-            guard force else {
-                throw ProvisionError(
-                    .drift,
-                    "\(conflicts.count) file(s) changed since \(undo.label): \(conflicts.map(\.path).joined(separator: ", ")); "
-                        + "rollback refused, nothing changed (--force overwrites them; the edits are kept in history)",
-                    detail: diffs)
-            }
+            guard force else { throw preview.refusal }
             tip = try recordDrift(conflicts, run: run, history: history, tip: tip, pending: pending)
         }
+        let changes = preview.changes
+        onEvent?(.restoring(changes))
         var record = newRecord(run: run, action: .rollback, started: started)
         record.files = changes.map { .init(path: $0.path, change: $0.kind) }
         record.undid = undo.runs
@@ -241,6 +237,34 @@ public final class Engine {
         return RunReport(
             record: committed.record!, commit: committed.commit!.description, plan: nil, changes: changes, recovered: recovered,
             drift: force ? conflicts.map(\.path) : [], packed: autoPack(history))
+    }
+
+    /// What `rollback` would do, without the lock and without writing anything (`rollback
+    /// --dry-run`): the files it restores, those changed since (it refuses them without --force),
+    /// and the handlers it runs. An interrupted run the next rollback recovers first is named.
+    public func previewRollback(run target: Int? = nil, to: Int? = nil) throws -> RollbackPreview {
+        guard let history = try openHistory() else {
+            throw ProvisionError(.notFound, "no history at \(historyPath): nothing to roll back")
+        }
+        var preview = try rollbackPreview(run: target, to: to, history: history, tip: try history.tip()).1
+        preview.recovery = try pendingRecovery(history)
+        return preview
+    }
+
+    private func rollbackPreview(run target: Int?, to: Int?, history: HistoryStore, tip: HistoryPoint) throws -> (Undo, RollbackPreview) {
+        let undo = try to.map { try undoAfter($0, history: history, tip: tip) } ?? undoRun(target, history: history)
+        var preview = RollbackPreview(label: undo.label, runs: undo.runs, changes: [], conflicts: [], conflictDiff: "", handlers: undo.handlers)
+        for path in undo.paths {
+            let current = try root.readState(path)
+            let expected = undo.expected[path] ?? .absent
+            let desired = undo.desired[path] ?? .absent
+            if current != expected && current != desired {
+                preview.conflicts.append(path)
+                preview.conflictDiff += Diff.describe(path: path, before: expected, after: current)
+            }
+            if current != desired { preview.changes.append(FileChange(path: path, before: current, after: desired)) }
+        }
+        return (undo, preview)
     }
 
     private struct Undo {
@@ -412,7 +436,7 @@ public final class Engine {
     /// puts back what was already written, so nothing is left half-done. Before the journal, the
     /// new contents are stored in history (synced) and space is reserved for the commit.
     private func perform(_ work: Work, history: HistoryStore, reserve: inout SpaceReserve?) throws -> Outcome {
-        let runner = HandlerRunner(root: root, enabled: runHandlers)
+        let runner = HandlerRunner(root: root, enabled: runHandlers, onEvent: onEvent)
         guard !work.changes.isEmpty else {
             for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
             return Outcome(handlers: runner.run(work.handlers, changed: [], retry: work.retry), created: [], recorded: [])
@@ -439,6 +463,7 @@ public final class Engine {
             }
         }
         var written: [FileChange] = []
+        onEvent?(.writing(work.changes.count))
         do {
             for change in work.changes {
                 try write(change)

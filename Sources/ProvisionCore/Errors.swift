@@ -42,6 +42,30 @@ public struct ProvisionError: Error, Sendable, CustomStringConvertible {
     public var detail: String?
     /// The recipe step whose planning failed, if any.
     public var step: String?
+    /// What would let the run go on, as the recipe allows it: a step sets `fix` with the option and
+    /// value; the planner rewrites it in the recipe's own terms (`--var NAME=VALUE` when the option
+    /// comes from a variable) and appends it to the message.
+    public var fix: Fix?
+    /// Further errors found in the same pass (a recipe reports every error it has at once).
+    public var others: [ProvisionError] = []
+
+    /// An option value that would let a step go on, and a step kind it then also needs.
+    public struct Fix: Sendable, Hashable, Codable {
+        public var option: String
+        public var value: String
+        /// A step kind the recipe must also have after this step (`vfio.bind-address`).
+        public var needsStep: String?
+        /// Set by the planner: the fix in the recipe's terms ("--var allow_shared_group=true").
+        public var text: String?
+        /// Set by the planner when the option comes from a recipe variable.
+        public var variable: String?
+
+        public init(option: String, value: String, needsStep: String? = nil) {
+            self.option = option
+            self.value = value
+            self.needsStep = needsStep
+        }
+    }
 
     public init(_ kind: Kind, _ message: String, at location: SourceLocation? = nil, detail: String? = nil) {
         self.kind = kind
@@ -53,6 +77,13 @@ public struct ProvisionError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         if let location { return "\(location): \(message)" }
         return message
+    }
+
+    /// This error and the others found with it.
+    public var all: [ProvisionError] {
+        var first = self
+        first.others = []
+        return [first] + others
     }
 
     /// 3 for drift and conflicts (the contract in DESIGN.md), 1 for everything else.

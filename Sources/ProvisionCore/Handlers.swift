@@ -9,15 +9,22 @@ import Glibc
 struct HandlerRunner {
     let root: HostRoot
     let enabled: Bool
+    /// Told when a handler starts, each line it prints, and how it ended.
+    var onEvent: ((RunEvent) -> Void)? = nil
 
     /// Runs each notified handler once, in declaration order (and those in `retry`, which failed
     /// last time, regardless); the rest are recorded as skipped.
     func run(_ handlers: [HandlerAction], changed: Set<String>, retry: Set<[String]> = []) -> [RunRecord.HandlerEntry] {
         handlers.map { handler in
-            guard handler.notifiedBy.contains(where: changed.contains) || retry.contains(handler.argv) else {
-                return entry(handler, .skipped, "not notified: none of its files changed")
+            let started = Date()
+            let result: RunRecord.HandlerEntry
+            if handler.notifiedBy.contains(where: changed.contains) || retry.contains(handler.argv) {
+                result = run(handler)
+            } else {
+                result = entry(handler, .skipped, "not notified: none of its files changed")
             }
-            return run(handler)
+            onEvent?(.handlerFinished(result, seconds: Date().timeIntervalSince(started)))
+            return result
         }
     }
 
@@ -28,26 +35,36 @@ struct HandlerRunner {
             detail: detail)
     }
 
-    private func run(_ handler: HandlerAction) -> RunRecord.HandlerEntry {
-        guard enabled else { return entry(handler, .skipped, "--no-handlers given") }
+    /// Why the handler would not run here (the tool missing, mounts, chroot without root), or nil
+    /// with the command line it runs as: what `plan` predicts and `apply` then does.
+    func prepare(_ handler: HandlerAction) -> (argv: [String]?, skipped: String?) {
+        guard enabled else { return (nil, "--no-handlers given") }
         let onHost = handler.onHost == true
         guard let tool = onHost ? Tools.onHost(handler.argv[0]) : root.tool(handler.argv[0]) else {
-            return entry(handler, .skipped, "\(handler.argv[0]) is not installed in \(onHost ? "/" : root.path)")
+            return (nil, "\(handler.argv[0]) is not installed in \(onHost ? "/" : root.path)")
         }
         var argv = [tool] + handler.argv.dropFirst()
         if !root.isLiveHost && !onHost {
-            guard geteuid() == 0 else { return entry(handler, .skipped, "running it inside \(root.path) needs chroot, which needs root") }
+            guard geteuid() == 0 else { return (nil, "running it inside \(root.path) needs chroot, which needs root") }
             let unmounted = (handler.needsMounts ?? []).filter { !isMountPoint($0) }
             if !unmounted.isEmpty {
-                return entry(
-                    handler, .skipped,
+                return (
+                    nil,
                     "\(handler.argv[0]) needs \(unmounted.joined(separator: ", ")) mounted inside \(root.path); "
-                        + "mount --bind them and re-run, or run it after booting that system")
+                        + "mount --bind them and re-run, or run it after booting that system"
+                )
             }
             argv = ["chroot", root.path] + argv
         }
+        return (argv, nil)
+    }
+
+    private func run(_ handler: HandlerAction) -> RunRecord.HandlerEntry {
+        let prepared = prepare(handler)
+        guard let argv = prepared.argv else { return entry(handler, .skipped, prepared.skipped) }
+        onEvent?(.handlerStarted(handler, command: argv))
         do {
-            let result = try ProcessRunner.run(argv, environment: Tools.environment)
+            let result = try ProcessRunner.run(argv, environment: Tools.environment) { line in onEvent?(.handlerOutput(handler, line)) }
             if result.status == 0 { return entry(handler, .ran, nil) }
             let tail = result.output.split(separator: "\n").suffix(20).joined(separator: "\n")
             return entry(handler, .failed, "exit status \(result.status)\n\(tail)")

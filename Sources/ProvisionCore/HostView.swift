@@ -148,6 +148,15 @@ public final class HostView {
 
     func stage(_ resolved: String, _ state: FileState) { overlay[resolved] = state }
 
+    /// The same view (overlay and all) with other facts: to plan a step again without what an
+    /// earlier step exported (`--step`'s dependencies).
+    func copy(facts: Value) -> HostView {
+        let view = HostView(root: root, facts: facts)
+        view.overlay = overlay
+        view.cache = cache
+        return view
+    }
+
     func export(_ values: [String: Value]) {
         guard case .map(var entries) = facts else { return }
         for (key, value) in values { entries[key] = value }

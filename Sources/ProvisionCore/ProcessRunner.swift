@@ -13,7 +13,8 @@ public enum ProcessRunner {
         public var output: String
     }
 
-    public static func run(_ argv: [String], environment: [String: String]? = nil) throws -> Result {
+    /// `onLine` is told each line of output as it arrives (without its newline).
+    public static func run(_ argv: [String], environment: [String: String]? = nil, onLine: ((String) -> Void)? = nil) throws -> Result {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw ProvisionError.io("cannot create a pipe for", argv[0]) }
         var actions = posix_spawn_file_actions_t()
@@ -44,12 +45,20 @@ public enum ProcessRunner {
         }
         var output = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
+        var lineStart = 0
         while true {
             let got = read(pipeFDs[0], &buffer, buffer.count)
             if got < 0 && errno == EINTR { continue }
             if got <= 0 { break }
             output.append(contentsOf: buffer[0..<got])
+            if let onLine {
+                while let newline = output[(output.startIndex + lineStart)...].firstIndex(of: 0x0A) {
+                    onLine(String(decoding: output[(output.startIndex + lineStart)..<newline], as: UTF8.self))
+                    lineStart = newline - output.startIndex + 1
+                }
+            }
         }
+        if let onLine, lineStart < output.count { onLine(String(decoding: output[(output.startIndex + lineStart)...], as: UTF8.self)) }
         close(pipeFDs[0])
         var waitStatus: Int32 = 0
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}

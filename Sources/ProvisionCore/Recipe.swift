@@ -12,10 +12,23 @@ public struct RecipeNode: Sendable {
 
     public var kind: Kind
     public var location: SourceLocation
+    /// A single- or double-quoted scalar: its text starts a column after `location`.
+    public var quoted = false
 
     public init(_ kind: Kind, at location: SourceLocation) {
         self.kind = kind
         self.location = location
+    }
+
+    /// The variable a scalar is exactly a reference to (`${gpu}` or `${vars.gpu}`), if it is one.
+    var variableReference: String? {
+        guard case .scalar(let text) = kind, let pieces = try? Interpolation.pieces(text, at: location), pieces.count == 1,
+            case .reference(let name) = pieces[0]
+        else { return nil }
+        let parts = name.split(separator: ".").map(String.init)
+        if parts.count == 1, parts[0] != "facts" { return parts[0] }
+        if parts.count == 2, parts[0] == "vars" { return parts[1] }
+        return nil
     }
 
     var typeName: String {
@@ -42,8 +55,20 @@ public struct RecipeStep: Sendable {
     public var uses: String
     public var options: [String: RecipeNode]
     public var location: SourceLocation
-    /// `when:`: the step runs only if this, interpolated, is not empty, "false", "no" or "0".
+    /// `when:` as written.
     public var when: RecipeNode?
+    /// `when:` parsed (see `Condition`): the step runs only if it holds.
+    public var condition: Condition?
+}
+
+/// Where a recipe variable fills a typed option whole (`identical_ids: ${identical_ids}`): a
+/// `--var` value is checked against that option's type before anything is planned.
+public struct VariableUse: Sendable {
+    public var variable: String
+    public var step: String
+    public var option: String
+    public var type: OptionType
+    public var location: SourceLocation
 }
 
 /// A parsed, validated recipe. Loading checks everything that can be checked without the host:
@@ -55,6 +80,8 @@ public struct Recipe: Sendable {
     public var vars: [String: Value]
     public var varOrder: [String]
     public var steps: [RecipeStep]
+    /// Every option a variable fills whole, in recipe order.
+    public var variableUses: [VariableUse] = []
     /// SHA-256 of the recipe's bytes, and its absolute path when it was read from a file.
     public var sha256: String? = nil
     public var absolutePath: String? = nil
@@ -75,21 +102,21 @@ public struct Recipe: Sendable {
 
     /// The recipe file, read with a bound: a FIFO or device is refused without blocking (opened
     /// non-blocking, checked with fstat), and at most `maxBytes` + 1 bytes are ever read.
-    static func readBounded(_ path: String) throws -> Data {
+    static func readBounded(_ path: String, what: String = "recipe") throws -> Data {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
-            if code == ENOENT || code == ENOTDIR { throw ProvisionError(.notFound, "cannot read recipe \(path): no such file") }
-            throw ProvisionError(.io, "cannot read recipe \(path): \(String(cString: strerror(code)))")
+            if code == ENOENT || code == ENOTDIR { throw ProvisionError(.notFound, "cannot read \(what) \(path): \(String(cString: strerror(code)))") }
+            throw ProvisionError(.io, "cannot read \(what) \(path): \(String(cString: strerror(code)))")
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw ProvisionError(.io, "cannot read recipe \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &info) == 0 else { throw ProvisionError(.io, "cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw ProvisionError(.invalidInput, "recipe \(path) is not a regular file")
+            throw ProvisionError(.invalidInput, "\(what) \(path) is not a regular file")
         }
         func tooLarge(_ size: Int) -> ProvisionError {
-            ProvisionError(.invalidInput, "recipe \(path) is \(size) bytes, more than the limit of \(maxBytes) (1 MiB)")
+            ProvisionError(.invalidInput, "\(what) \(path) is \(size) bytes, more than the limit of \(maxBytes) (1 MiB)")
         }
         guard Int(info.st_size) <= maxBytes else { throw tooLarge(Int(info.st_size)) }
         var data = Data(count: maxBytes + 1)
@@ -98,7 +125,7 @@ public struct Recipe: Sendable {
             let got = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
             if got < 0 {
                 if errno == EINTR { continue }
-                throw ProvisionError(.io, "cannot read recipe \(path): \(String(cString: strerror(errno)))")
+                throw ProvisionError(.io, "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
             }
             if got == 0 { break }
             count += got
@@ -114,101 +141,203 @@ public struct Recipe: Sendable {
         guard case .map(let entries) = root.kind else {
             throw ProvisionError(.invalidInput, "a recipe is a mapping with name, vars and steps; found \(root.typeName)", at: root.location)
         }
+        var problems = Problems()
         var name: String?
         var description: String?
         var vars: [String: Value] = [:]
         var varOrder: [String] = []
         var stepsNode: RecipeNode?
+        var badNames: [ProvisionError] = []
         for (key, keyLocation, value) in entries {
-            switch key {
-            case "name": name = try value.scalarString("name")
-            case "description": description = try value.scalarString("description")
-            case "vars":
-                guard case .map(let varEntries) = value.kind else {
-                    throw ProvisionError(.invalidInput, "vars must be a mapping of name: default", at: value.location)
-                }
-                for (varName, varLocation, varValue) in varEntries {
-                    guard Interpolation.isIdentifier(varName) else {
-                        throw ProvisionError(.invalidInput, "variable name \"\(varName)\" must be letters, digits and _", at: varLocation)
+            problems.collect {
+                switch key {
+                case "name": name = try value.scalarString("name")
+                case "description": description = try value.scalarString("description")
+                case "vars":
+                    guard case .map(let varEntries) = value.kind else {
+                        throw ProvisionError(.invalidInput, "vars must be a mapping of name: default", at: value.location)
                     }
-                    vars[varName] = varValue.literal
-                    varOrder.append(varName)
+                    for (varName, varLocation, varValue) in varEntries {
+                        guard Interpolation.isIdentifier(varName) else {
+                            badNames.append(ProvisionError(.invalidInput, "variable name \"\(varName)\" must be letters, digits and _", at: varLocation))
+                            continue
+                        }
+                        vars[varName] = varValue.literal
+                        varOrder.append(varName)
+                    }
+                case "steps": stepsNode = value
+                default:
+                    throw ProvisionError(
+                        .invalidInput, "unknown key \"\(key)\" (a recipe has name, description, vars, steps)", at: keyLocation)
                 }
-            case "steps": stepsNode = value
-            default:
-                throw ProvisionError(
-                    .invalidInput, "unknown key \"\(key)\" (a recipe has name, description, vars, steps)", at: keyLocation)
             }
         }
-        guard let name else { throw ProvisionError(.invalidInput, "the recipe has no name", at: root.location) }
-        guard let stepsNode else { throw ProvisionError(.invalidInput, "the recipe has no steps", at: root.location) }
-        guard case .list(let stepNodes) = stepsNode.kind else {
-            throw ProvisionError(.invalidInput, "steps must be a list", at: stepsNode.location)
+        badNames.forEach { problems.add($0) }
+        if name == nil && !entries.contains(where: { $0.key == "name" }) {
+            problems.add(ProvisionError(.invalidInput, "the recipe has no name", at: root.location))
         }
         var steps: [RecipeStep] = []
-        var seenIDs: Set<String> = []
-        for (index, node) in stepNodes.enumerated() {
-            let step = try parseStep(node, index: index, registry: registry, vars: Set(vars.keys))
-            guard seenIDs.insert(step.id).inserted else {
-                throw ProvisionError(.invalidInput, "step id \"\(step.id)\" is used twice", at: step.location)
+        var uses: [VariableUse] = []
+        if let stepsNode {
+            if case .list(let stepNodes) = stepsNode.kind {
+                var seenIDs: Set<String> = []
+                for (index, node) in stepNodes.enumerated() {
+                    guard let (step, stepUses) = parseStep(node, index: index, registry: registry, vars: Set(vars.keys), &problems) else {
+                        continue
+                    }
+                    guard seenIDs.insert(step.id).inserted else {
+                        problems.add(ProvisionError(.invalidInput, "step id \"\(step.id)\" is used twice", at: step.location))
+                        continue
+                    }
+                    steps.append(step)
+                    uses += stepUses
+                }
+            } else {
+                problems.add(ProvisionError(.invalidInput, "steps must be a list", at: stepsNode.location))
             }
-            steps.append(step)
+        } else {
+            problems.add(ProvisionError(.invalidInput, "the recipe has no steps", at: root.location))
         }
-        return Recipe(path: file, name: name, description: description, vars: vars, varOrder: varOrder, steps: steps, sha256: SHA256.hex(Data(text.utf8)))
+        try problems.throwIfAny()
+        var recipe = Recipe(
+            path: file, name: name ?? "", description: description, vars: vars, varOrder: varOrder, steps: steps,
+            sha256: SHA256.hex(Data(text.utf8)))
+        recipe.variableUses = uses
+        return recipe
     }
 
-    private static func parseStep(_ node: RecipeNode, index: Int, registry: PluginRegistry, vars: Set<String>) throws -> RecipeStep {
-        guard case .map(let entries) = node.kind else {
-            throw ProvisionError(.invalidInput, "a step is a mapping with uses, id and with", at: node.location)
+    /// The errors of one pass, reported together: the first with the others attached.
+    struct Problems {
+        var found: [ProvisionError] = []
+
+        mutating func add(_ error: ProvisionError) { found.append(contentsOf: error.all) }
+
+        mutating func collect(_ body: () throws -> Void) {
+            do {
+                try body()
+            } catch let error as ProvisionError {
+                add(error)
+            } catch {
+                add(ProvisionError(.invalidInput, "\(error)"))
+            }
         }
+
+        func throwIfAny() throws {
+            guard var first = found.first else { return }
+            first.others = Array(found.dropFirst())
+            throw first
+        }
+    }
+
+    /// One step, or nil when it has errors (added to `problems`, all of them).
+    private static func parseStep(
+        _ node: RecipeNode, index: Int, registry: PluginRegistry, vars: Set<String>, _ problems: inout Problems
+    ) -> (RecipeStep, [VariableUse])? {
+        guard case .map(let entries) = node.kind else {
+            problems.add(ProvisionError(.invalidInput, "a step is a mapping with uses, id and with", at: node.location))
+            return nil
+        }
+        let before = problems.found.count
         var uses: (String, SourceLocation)?
         var id: String?
         var with: RecipeNode?
         var when: RecipeNode?
+        var condition: Condition?
         for (key, keyLocation, value) in entries {
-            switch key {
-            case "uses": uses = (try value.scalarString("uses"), value.location)
-            case "id":
-                let text = try value.scalarString("id")
-                guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-                    throw ProvisionError(.invalidInput, "step id \"\(text)\" must be letters, digits, - _ and .", at: value.location)
+            problems.collect {
+                switch key {
+                case "uses": uses = (try value.scalarString("uses"), value.location)
+                case "id":
+                    let text = try value.scalarString("id")
+                    guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                        throw ProvisionError(.invalidInput, "step id \"\(text)\" must be letters, digits, - _ and .", at: value.location)
+                    }
+                    id = text
+                case "with": with = value
+                case "when":
+                    let text = try value.scalarString("when")
+                    when = value
+                    condition = try Condition.parse(text, at: value.location, quoted: value.quoted, vars: vars)
+                default:
+                    throw ProvisionError(.invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with, when)", at: keyLocation)
                 }
-                id = text
-            case "with": with = value
-            case "when":
-                _ = try value.scalarString("when")
-                try Interpolation.checkReferences(in: value, vars: vars)
-                when = value
-            default:
-                throw ProvisionError(.invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with, when)", at: keyLocation)
             }
         }
         guard let (kind, kindLocation) = uses else {
-            throw ProvisionError(.invalidInput, "step \(index + 1) has no \"uses\"", at: node.location)
+            if !entries.contains(where: { $0.key == "uses" }) {
+                problems.add(ProvisionError(.invalidInput, "step \(index + 1) has no \"uses\"", at: node.location))
+            }
+            return nil
         }
         guard let plugin = registry.plugin(kind) else {
-            throw ProvisionError(
-                .invalidInput, "unknown step kind \"\(kind)\" (known: \(registry.kinds.joined(separator: ", ")))", at: kindLocation)
+            problems.add(
+                ProvisionError(
+                    .invalidInput, "unknown step kind \"\(kind)\" (known: \(registry.kinds.joined(separator: ", ")))", at: kindLocation))
+            return nil
         }
+        let stepID = id ?? "\(kind)#\(index + 1)"
         var options: [String: RecipeNode] = [:]
+        var variableUses: [VariableUse] = []
         if let with {
-            guard case .map(let optionEntries) = with.kind else {
-                throw ProvisionError(.invalidInput, "\"with\" must be a mapping of options", at: with.location)
-            }
-            for (key, keyLocation, value) in optionEntries {
-                guard let spec = plugin.options.first(where: { $0.name == key }) else {
-                    let known = plugin.options.map(\.name).joined(separator: ", ")
-                    throw ProvisionError(.invalidInput, "\(kind) has no option \"\(key)\" (options: \(known))", at: keyLocation)
+            if case .map(let optionEntries) = with.kind {
+                for (key, keyLocation, value) in optionEntries {
+                    guard let spec = plugin.options.first(where: { $0.name == key }) else {
+                        let known = plugin.options.map(\.name).joined(separator: ", ")
+                        problems.add(ProvisionError(.invalidInput, "\(kind) has no option \"\(key)\" (options: \(known))", at: keyLocation))
+                        continue
+                    }
+                    problems.collect {
+                        try spec.type.check(value, option: key)
+                        try Interpolation.checkReferences(in: value, vars: vars)
+                        options[key] = value
+                        if let variable = value.variableReference {
+                            variableUses.append(VariableUse(variable: variable, step: stepID, option: key, type: spec.type, location: value.location))
+                        }
+                    }
                 }
-                try spec.type.check(value, option: key)
-                try Interpolation.checkReferences(in: value, vars: vars)
-                options[key] = value
+            } else {
+                problems.add(ProvisionError(.invalidInput, "\"with\" must be a mapping of options", at: with.location))
             }
         }
-        for spec in plugin.options where spec.required && options[spec.name] == nil {
-            throw ProvisionError(.invalidInput, "\(kind) needs option \"\(spec.name)\"", at: node.location)
+        let given = Set((with.flatMap { node -> [String]? in
+            if case .map(let entries) = node.kind { return entries.map(\.key) }
+            return nil
+        }) ?? [])
+        for spec in plugin.options where spec.required && !given.contains(spec.name) {
+            problems.add(ProvisionError(.invalidInput, "\(kind) needs option \"\(spec.name)\"", at: node.location))
         }
-        return RecipeStep(id: id ?? "\(kind)#\(index + 1)", uses: kind, options: options, location: node.location, when: when)
+        guard problems.found.count == before else { return nil }
+        var step = RecipeStep(id: stepID, uses: kind, options: options, location: node.location, when: when)
+        step.condition = condition
+        return (step, variableUses)
+    }
+}
+
+extension Recipe {
+    /// A variable file (`--var-file`, like Ansible's `-e @file`): a YAML mapping of names to single
+    /// values, read with the recipe's bounds; a list or mapping as a value is refused with its line.
+    public static func variableFile(_ path: String) throws -> [String: String] {
+        let data = try readBounded(path, what: "variable file")
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ProvisionError(.invalidInput, "variable file \(path) is not UTF-8 text")
+        }
+        if text.allSatisfy(\.isWhitespace) { return [:] }
+        let root = try RecipeParser(file: path).parse(text)
+        guard case .map(let entries) = root.kind else {
+            throw ProvisionError(.invalidInput, "a variable file is a mapping of name: value; found \(root.typeName)", at: root.location)
+        }
+        var vars: [String: String] = [:]
+        var problems = Problems()
+        for (name, location, value) in entries {
+            guard case .scalar(let text) = value.kind else {
+                problems.add(
+                    ProvisionError(.invalidInput, "variable \"\(name)\" must be a single value (text, a number, true or false)", at: location))
+                continue
+            }
+            vars[name] = text
+        }
+        try problems.throwIfAny()
+        return vars
     }
 }
 
@@ -286,7 +415,9 @@ struct RecipeParser {
         switch node {
         case .scalar(let scalar):
             try visit(node, kind: 0, tracked: !scalar.string.isEmpty, &walk)
-            return RecipeNode(.scalar(scalar.string), at: location(scalar.mark))
+            var converted = RecipeNode(.scalar(scalar.string), at: location(scalar.mark))
+            converted.quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
+            return converted
         case .sequence(let sequence):
             try visit(node, kind: 1, tracked: true, &walk)
             var items: [RecipeNode] = []

@@ -52,7 +52,12 @@ public struct Verifier {
     /// was booted without: a reboot is pending. Empty when there are none, or when the root has no
     /// /proc/cmdline to tell (a snapshot, a chroot).
     public static func pendingReboot(root: HostRoot, after record: RunRecord?) -> [String] {
-        guard let expected = record?.exports?.lookup(["cmdline", "add"])?.strings, !expected.isEmpty,
+        pendingReboot(root: root, exports: record?.exports)
+    }
+
+    /// The same for what a plan exports (before its apply is recorded).
+    public static func pendingReboot(root: HostRoot, exports: Value?) -> [String] {
+        guard let expected = exports?.lookup(["cmdline", "add"])?.strings, !expected.isEmpty,
             let host = try? HostView(root: root), let text = try? host.text("/proc/cmdline"),
             let running = try? KernelCommandLine(parsing: text.trimmingCharacters(in: .whitespacesAndNewlines))
         else { return [] }

@@ -13,7 +13,7 @@ struct BlameCommand: ParsableCommand {
             "not recorded".
             """)
 
-    @Argument(help: "Host path (absolute, or relative to the root).") var path: String
+    @Argument(help: "Host path (absolute, or relative to the root).", completion: .file()) var path: String
     @OptionGroup var global: GlobalOptions
 
     /// The lines of a blame, one per line: who set it, the commit, user, date, number and text.
@@ -51,7 +51,8 @@ struct BlameCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let report = try global.engine().blame(path)
             if global.json {
                 Output.printJSON(report)
@@ -67,7 +68,7 @@ struct BlameCommand: ParsableCommand {
             }
             out += "\n"
             out += Self.render(report.lines)
-            print(out, terminator: "")
+            console.page(out)
         }
     }
 }

@@ -11,7 +11,8 @@ struct DevicesCommand: ParsableCommand {
     @Option(name: .long, help: "Read `lspci -nnk` output from this file instead of ROOT/sys.") var lspci: String?
 
     func run() throws {
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let host = try HostView(root: try HostRoot(global.root))
             var text: String?
             if let lspci {
@@ -19,7 +20,7 @@ struct DevicesCommand: ParsableCommand {
                 text = String(decoding: data, as: UTF8.self)
             }
             let report = try DeviceReport.read(host, lspci: text, lspciFile: lspci ?? "lspci")
-            if global.json {
+            if console.json {
                 Output.printJSON(report)
                 return
             }
@@ -42,7 +43,7 @@ struct DevicesCommand: ParsableCommand {
                     out += "    with \(member.address)  [\(member.id)]  \(member.name ?? member.className ?? "")\n"
                 }
             }
-            print(out, terminator: "")
+            console.out(out)
         }
     }
 }

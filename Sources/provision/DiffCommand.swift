@@ -27,7 +27,8 @@ struct DiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let second = arguments.count > 1 && Self.looksLikeRun(arguments[1]) ? arguments[1] : nil
             let paths = Array(arguments.dropFirst(second == nil ? 1 : 2))
             let report = try global.engine().diff(arguments[0], second, paths: paths)
@@ -35,7 +36,7 @@ struct DiffCommand: ParsableCommand {
                 Output.printJSON(report)
                 return
             }
-            print(report.text, terminator: "")
+            console.page(console.diff(report.text))
         }
     }
 }

@@ -25,6 +25,7 @@ struct ExportCommand: ParsableCommand {
     }
 
     func run() throws {
+        let console = global.console
         if verify {
             let result = Engine.verifyExport(file)
             if global.json {
@@ -34,26 +35,26 @@ struct ExportCommand: ParsableCommand {
                 for problem in result.problems { out += "problem: \(problem)\n" }
                 for note in result.notes { out += "note: \(note)\n" }
                 if result.valid, let manifest = result.manifest {
-                    out += "\(file): valid export of \(manifest.history) (\(manifest.commits) commit(s), runs \(Output.ranges(manifest.runs)), "
+                    out += "\(file): " + console.paint("valid", .green) + " export of \(manifest.history) (\(manifest.commits) commit(s), runs \(Output.ranges(manifest.runs)), "
                     out += "\(manifest.members.count + 2) members, \(manifest.redacted ? "password hashes redacted" : "with secrets"))\n"
                 } else {
-                    out += "\(file): NOT a valid export\n"
+                    out += "\(file): " + console.paint("NOT a valid export", .red) + "\n"
                 }
-                print(out, terminator: "")
+                console.out(out)
             }
             if !result.valid { throw ExitCode(1) }
             return
         }
-        try runReporting(json: global.json) {
+        try runReporting(console) {
             let report = try global.engine().export(ExportOptions(file: file, since: since, includeSecrets: includeSecrets))
             if global.json {
                 Output.printJSON(report)
                 return
             }
             let manifest = report.manifest
-            print("exported \(manifest.commits) commit(s) (runs \(Output.ranges(manifest.runs))) to \(report.file): "
+            console.out("exported \(manifest.commits) commit(s) (runs \(Output.ranges(manifest.runs))) to \(report.file): "
                 + "\(manifest.members.count + 2) members, \(report.bytes) bytes, \(report.compression.rawValue), "
-                + (manifest.redacted ? "password hashes redacted" : "with secrets (--include-secrets)"))
+                + (manifest.redacted ? "password hashes redacted" : "with secrets (--include-secrets)") + "\n")
         }
     }
 }

@@ -15,14 +15,15 @@ struct HistoryGCCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let engine = try global.engine()
             let report = try engine.gc()
             if global.json {
                 Output.printJSON(report)
                 return
             }
-            print("history \(engine.historyPath): \(Output.describe(report))")
+            console.out("history \(engine.historyPath): \(Output.describe(report))\n")
         }
     }
 }

@@ -11,7 +11,9 @@ struct HistoryListCommand: ParsableCommand {
             --until takes the whole day).
             """)
 
-    @Argument(help: "Host path (absolute, or relative to the root as git pathspecs are); a directory matches what is under it.")
+    @Argument(
+        help: "Host path (absolute, or relative to the root as git pathspecs are); a directory matches what is under it.",
+        completion: .file())
     var path: String?
     @Option(help: "Only runs in which this step (its id) changed something.") var step: String?
     @Option(help: "Only entries of this action: apply, rollback, drift, recover or pre-state.") var action: String?
@@ -33,22 +35,25 @@ struct HistoryListCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let filter = HistoryFilter(
                 path: path, step: step, action: action.flatMap(RunRecord.Action.init(rawValue:)), since: since.flatMap { AuditDate.parse($0) },
                 until: until.flatMap { AuditDate.parse($0, endOfDay: true) }, user: user, limit: n)
             let entries = try global.engine().history(filter)
             if global.json {
-                Output.printJSON(entries)
+                Output.printJSON(entries, key: "entries")
                 return
             }
-            if entries.isEmpty { print("no runs recorded") }
+            var out = entries.isEmpty ? "no runs recorded\n" : ""
             let formatter = ISO8601DateFormatter()
             for entry in entries {
                 let marker = entry.action == .drift || entry.action == .preState ? "  ·" : "run"
-                print("\(marker) \(String(entry.run).padding(toLength: 4, withPad: " ", startingAt: 0)) \(entry.commit)  "
-                    + "\(formatter.string(from: entry.date))  \(entry.user)  \(entry.summary)")
+                let label = "\(marker) \(String(entry.run).padding(toLength: 4, withPad: " ", startingAt: 0))"
+                out += console.paint(label, marker == "run" ? .yellow : .dim) + " \(entry.commit)  "
+                    + "\(formatter.string(from: entry.date))  \(entry.user)  \(entry.summary)\n"
             }
+            console.page(out)
         }
     }
 }

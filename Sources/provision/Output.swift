@@ -1,6 +1,10 @@
 import Foundation
 import ProvisionCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Human and JSON renderings shared by the subcommands. Formatting only: the engine decides.
 enum Output {
     /// "1-4, 7" for a sorted list of run numbers.
@@ -22,35 +26,47 @@ enum Output {
             + "loose refs \(report.looseRefsBefore) -> \(report.looseRefsAfter)); \(report.bytesBefore / 1024) KiB -> \(report.bytesAfter / 1024) KiB"
     }
 
-    static func printJSON<T: Encodable>(_ value: T) {
+    /// The version of every JSON document's shape; it goes up when a key changes meaning or goes.
+    static let schemaVersion = 1
+
+    /// One JSON document on stdout: keys in snake_case (the types' own property names converted
+    /// here, in one place; the keys of data such as variables, facts and paths are left as they
+    /// are), sorted, with `"schema"` beside them. A list is wrapped as `{"schema": 1, KEY: [...]}`.
+    static func printJSON<T: Encodable>(_ value: T, key: String = "items") {
         let encoder = JSONEncoder.sorted
         encoder.dateEncodingStrategy = .iso8601
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let data = (try? encoder.encode(Envelope(value: value, key: key))) ?? Data("{\"schema\": \(schemaVersion)}".utf8)
+        fflush(nil)
         FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
 
-    static func statusWord(_ status: StepStatus) -> String {
-        status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+    struct Envelope<T: Encodable>: Encodable {
+        var value: T
+        var key: String
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            if let list = value as? [any Encodable] {
+                var container = encoder.container(keyedBy: Key.self)
+                try container.encode(list.map(AnyEncodable.init), forKey: Key(stringValue: key))
+            } else {
+                try value.encode(to: encoder)
+            }
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(Output.schemaVersion, forKey: Key(stringValue: "schema"))
+        }
     }
 
-    /// Steps with their status, then every diff, then handlers and notices.
-    static func render(steps: [StepResult], changes: [FileChange], handlers: [HandlerDocument], notices: [Notice]) -> String {
-        var out = ""
-        let width = steps.map(\.id.count).max() ?? 0
-        for step in steps {
-            let files = step.changes.map { "\($0.path) (\($0.kind.rawValue))" }.joined(separator: ", ")
-            out += "  \(statusWord(step.status)) \(step.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(step.uses)"
-            out += files.isEmpty ? "\n" : "  \(files)\n"
-        }
-        if !changes.isEmpty { out += "\n" }
-        for change in changes { out += change.diff }
-        for handler in handlers {
-            out += "handler: \(handler.argv.joined(separator: " ")): \(handler.status)"
-            out += handler.detail.map { " (\($0.split(separator: "\n").first ?? ""))" } ?? ""
-            out += "\n"
-        }
-        for notice in notices { out += "\(notice.level.rawValue): \(notice.step.map { "[\($0)] " } ?? "")\(notice.message)\n" }
-        return out
+    struct AnyEncodable: Encodable {
+        let value: any Encodable
+        func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
     }
 }
 
@@ -63,6 +79,7 @@ struct ErrorDocument: Encodable {
         var column: Int?
         var detail: String?
         var step: String?
+        var fix: ProvisionError.Fix?
 
         init(_ error: ProvisionError) {
             kind = error.kind.rawValue
@@ -72,6 +89,12 @@ struct ErrorDocument: Encodable {
             column = error.location?.column
             detail = error.detail
             step = error.step
+            fix = error.fix
+        }
+
+        init(kind: String, message: String) {
+            self.kind = kind
+            self.message = message
         }
     }
 
@@ -82,8 +105,25 @@ struct ErrorDocument: Encodable {
     }
 
     var error: Body
+    var errors: [Body]
+    var exitCode: Int32
     var changed: Int?
     var steps: [Step]?
+
+    init(_ error: ProvisionError, changed: Int? = nil, steps: [Step]? = nil) {
+        self.error = Body(error)
+        errors = error.all.map(Body.init)
+        exitCode = error.exitCode
+        self.changed = changed
+        self.steps = steps
+    }
+
+    /// A command line the parser refused (exit 64).
+    init(usage message: String, exitCode: Int32) {
+        error = Body(kind: "usage", message: message)
+        errors = [error]
+        self.exitCode = exitCode
+    }
 }
 
 struct FileDocument: Encodable {
@@ -102,6 +142,7 @@ struct StepDocument: Encodable {
     var id: String
     var uses: String
     var status: String
+    var reason: String?
     var files: [FileDocument]
     var notices: [Notice]
 
@@ -109,6 +150,7 @@ struct StepDocument: Encodable {
         id = step.id
         uses = step.uses
         status = step.status.rawValue
+        reason = step.reason
         files = step.changes.map(FileDocument.init)
         notices = step.notices
     }
@@ -119,9 +161,12 @@ struct HandlerDocument: Encodable {
     var notifiedBy: [String]
     var status: String
     var detail: String?
+    /// How long it ran (apply and rollback).
+    var seconds: Double?
 }
 
 /// The `plan` and `apply` JSON document: `run` (apply only), `changed`, `steps`, and the rest.
+/// Keys are snake_case (`Output.printJSON` converts them).
 struct RunDocument: Encodable {
     var run: Int?
     var commit: String?
@@ -133,12 +178,20 @@ struct RunDocument: Encodable {
     var handlers: [HandlerDocument]
     var notices: [Notice]
     var rebootRequired: Bool
+    /// Kernel parameters the running kernel lacks (a reboot is due for them).
+    var rebootMissing: [String]
     var drift: [String]?
     var recovered: Int?
     var packed: PackReport?
+    /// plan: files apply would overwrite although they were edited by hand since provision recorded them.
+    var handEdits: [HandEditDocument]?
+    /// plan: an interrupted run the next apply undoes first.
+    var recovery: PendingRecovery?
+    /// apply: a handler failed (exit 1); the files are written and recorded.
+    var error: ErrorDocument.Body?
+}
 
-    enum CodingKeys: String, CodingKey {
-        case run, commit, recipe, root, changed, steps, files, handlers, notices, drift, recovered, packed
-        case rebootRequired = "reboot_required"
-    }
+struct HandEditDocument: Encodable {
+    var path: String
+    var since: Int?
 }

@@ -5,11 +5,13 @@ import ProvisionCore
 struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one run: its record and its diffs.")
 
-    @Argument(help: ArgumentHelp("Run: a number, run/N or a commit id.", valueName: "run")) var runNumber: String
+    @Argument(help: ArgumentHelp("Run: a number, run/N or a commit id.", valueName: "run"), completion: .custom(Completion.runs))
+    var runNumber: String
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let engine = try global.engine()
             let detail = try engine.show(run: try engine.runNumber(runNumber))
             if global.json {
@@ -21,12 +23,15 @@ struct ShowCommand: ParsableCommand {
             out += "  \(record.summary)\n  by \(record.user) on \(record.host), provision \(record.version)\n"
             if let recipe = record.recipe { out += "  recipe \(record.recipeName ?? "") (\(recipe))\n" }
             for related in detail.related { out += "  before it: \(related.summary) [\(related.commit)]\n" }
-            for step in record.steps ?? [] { out += "  \(Output.statusWord(step.status)) \(step.id)  \(step.uses)\n" }
-            for handler in record.handlers { out += "  handler \(handler.argv.joined(separator: " ")): \(handler.status.rawValue)\(handler.detail.map { " (\($0))" } ?? "")\n" }
-            for notice in record.notices { out += "  \(notice.level.rawValue): \(notice.message)\n" }
+            for step in record.steps ?? [] { out += "  \(console.status(step.status.rawValue)) \(step.id)  \(step.uses)\n" }
+            for handler in record.handlers {
+                out += "  handler \(handler.argv.joined(separator: " ")): \(console.status(handler.status.rawValue, width: 0))"
+                    + "\(handler.detail.map { " (\($0))" } ?? "")\n"
+            }
+            for notice in record.notices { out += "  \(console.notice(notice.level.rawValue, notice.message))\n" }
             out += "\n"
-            for change in detail.changes { out += change.diff }
-            print(out, terminator: "")
+            for change in detail.changes { out += console.diff(change.diff) }
+            console.page(out)
         }
     }
 }

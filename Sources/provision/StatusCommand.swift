@@ -17,9 +17,7 @@ struct StatusCommand: ParsableCommand {
         var rebootMissing: [String]
 
         enum CodingKeys: String, CodingKey {
-            case root, run, commit, tracked, drift, recovery, clean, pendingHandlers, lastApplied
-            case rebootRequired = "reboot_required"
-            case rebootMissing = "reboot_missing"
+            case root, run, commit, tracked, drift, recovery, clean, pendingHandlers, lastApplied, rebootRequired, rebootMissing
         }
 
         func encode(to encoder: Encoder) throws {
@@ -40,7 +38,8 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         var drifted = false
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let engine = try global.engine()
             let (status, applied) = try engine.status()
             let missing = Verifier.pendingReboot(root: engine.root, after: applied)
@@ -55,19 +54,21 @@ struct StatusCommand: ParsableCommand {
             } else {
                 out += "no history, nothing tracked\n"
             }
-            for entry in status.drift { out += "drift: \(entry.path) (\(entry.change))\n" }
-            for entry in status.drift { out += entry.diff }
+            for entry in status.drift { out += console.paint("drift:", .yellow) + " \(entry.path) (\(entry.change))\n" }
+            for entry in status.drift { out += console.diff(entry.diff) }
             if let recovery = status.recovery {
-                out += "interrupted: \(recovery.action.rawValue) run \(recovery.run) did not finish; the next apply or rollback puts back "
+                out += console.paint("interrupted:", .yellow) + " \(recovery.action.rawValue) run \(recovery.run) did not finish; the next apply or rollback puts back "
                     + "\(recovery.paths.count) file(s) from history\n"
             }
             if !missing.isEmpty {
-                out += "reboot required: the running kernel was booted without \(missing.joined(separator: " ")) "
+                out += console.paint("reboot required:", .yellow) + " the running kernel was booted without \(missing.joined(separator: " ")) "
                     + "(put on the kernel command line by run \(applied.map { String($0.run) } ?? "?"))\n"
             }
             for handler in status.pendingHandlers { out += "pending handler (failed, runs with the next apply): \(handler.joined(separator: " "))\n" }
-            out += status.clean ? "clean: the host is as recorded\n" : "drifted: the host differs from the last recorded state\n"
-            print(out, terminator: "")
+            out += status.clean
+                ? console.paint("clean:", .green) + " the host is as recorded\n"
+                : console.paint("drifted:", .red) + " the host differs from the last recorded state\n"
+            console.out(out)
         }
         if drifted { throw ExitCode(3) }
     }

@@ -13,31 +13,32 @@ struct VerifyCommand: ParsableCommand {
 
     struct Document: Encodable {
         var root: String
-        var expected_from: String
+        var expectedFrom: String
         var passed: Bool
         var checks: [Verifier.Check]
     }
 
     func run() throws {
         var failed = false
-        try runReporting(json: global.json) {
+        let console = global.console
+        try runReporting(console) {
             let engine = try global.engine()
             let verifier = try Verifier(root: engine.root)
             let expected = try verifier.expectations(from: try engine.lastApplied())
             let checks = verifier.run(expected)
             failed = checks.contains { $0.status == .fail }
             if global.json {
-                Output.printJSON(Document(root: engine.root.path, expected_from: expected.source, passed: !failed, checks: checks))
+                Output.printJSON(Document(root: engine.root.path, expectedFrom: expected.source, passed: !failed, checks: checks))
                 return
             }
             var out = "verify \(engine.root.path) (expected: \(expected.source))\n"
             for check in checks {
-                out += "  \(check.status.rawValue.uppercased().padding(toLength: 4, withPad: " ", startingAt: 0))  "
+                out += "  \(console.status(check.status.rawValue.uppercased(), width: 4))  "
                     + "\(check.name.padding(toLength: 9, withPad: " ", startingAt: 0))  \(check.detail)\n"
                 if let next = check.next, check.status != .pass { out += "        next: \(next)\n" }
             }
-            out += failed ? "some checks failed\n" : "all checks passed\n"
-            print(out, terminator: "")
+            out += failed ? console.paint("some checks failed", .red) + "\n" : console.paint("all checks passed", .green) + "\n"
+            console.out(out)
         }
         if failed { throw ExitCode(4) }
     }

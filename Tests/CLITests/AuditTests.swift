@@ -29,7 +29,7 @@ import Glibc
         }
 
         func entries(_ arguments: [String]) throws -> [[String: Any]] {
-            (try json(["history"] + arguments) as? [[String: Any]]) ?? []
+            ((try json(["history"] + arguments) as? [String: Any])?["entries"] as? [[String: Any]]) ?? []
         }
 
         /// Plain git on the history.
@@ -294,10 +294,10 @@ import Glibc
         let before = try host.git("count-objects", "-v")
         #expect(!before.contains("\ncount: 0\n") && before.hasPrefix("count: ") && !before.hasPrefix("count: 0\n"))
         let report = try #require(try host.json(["history", "gc"]) as? [String: Any])
-        #expect(report["looseAfter"] as? Int == 0)
-        #expect(report["packsAfter"] as? Int == 1)
-        #expect(report["looseRefsAfter"] as? Int == 0, "run tags moved into packed-refs")
-        #expect((report["bytesAfter"] as? Int ?? .max) < (report["bytesBefore"] as? Int ?? 0))
+        #expect(report["loose_after"] as? Int == 0)
+        #expect(report["packs_after"] as? Int == 1)
+        #expect(report["loose_refs_after"] as? Int == 0, "run tags moved into packed-refs")
+        #expect((report["bytes_after"] as? Int ?? .max) < (report["bytes_before"] as? Int ?? 0))
         #expect(try host.git("count-objects", "-v").hasPrefix("count: 0\n"))
         _ = try host.git("fsck", "--strict", "--no-dangling")
         #expect(try host.git("log", "--format=%H %s", "main") == log)
@@ -319,7 +319,7 @@ import Glibc
             if packed == nil { try host.run(["rollback"]) }
         }
         let automatic = try #require(packed, "a run packs the history once its loose objects pass gc.auto")
-        #expect(automatic["looseAfter"] as? Int == 0)
+        #expect(automatic["loose_after"] as? Int == 0)
         _ = try host.git("fsck", "--strict", "--no-dangling")
         #expect(try host.git("rev-list", "--count", "main").trimmingCharacters(in: .whitespacesAndNewlines) == String(try host.entries([]).count))
         _ = try host.git("config", "gc.auto", "0")
@@ -394,11 +394,11 @@ import Glibc
         let applied = try #require(try host.json(["status"]) as? [String: Any])
         #expect(applied["reboot_required"] as? Bool == true)
         #expect((applied["reboot_missing"] as? [String])?.contains("iommu=pt") == true)
-        #expect(applied["lastApplied"] as? Int == 1)
+        #expect(applied["last_applied"] as? Int == 1)
         try host.run(["rollback"])
         let undone = try #require(try host.json(["status"]) as? [String: Any])
         #expect(undone["reboot_required"] as? Bool == false, "nothing in effect needs a reboot")
-        #expect(undone["lastApplied"] == nil)
+        #expect(undone["last_applied"] == nil)
         let crashed = try CLI.run(
             ["apply", Self.recipe, "--root", host.temp.path], environment: ["PROVISION_TEST_CRASH_AFTER_WRITES": "2"])
         #expect(crashed.signal == 9)

@@ -50,7 +50,7 @@ import Testing
         let card = try #require(gpus.first { ($0["device"] as? [String: Any])?["address"] as? String == Self.card[0] }, "\(gpus)")
         #expect(card["verdict"] as? String == "alone", "\(card)")
         #expect(((card["functions"] as? [[String: Any]]) ?? []).compactMap { $0["address"] as? String } == Self.card)
-        #expect(gpus.contains { ($0["device"] as? [String: Any])?["bootVGA"] as? Bool == true }, "a boot VGA for the host")
+        #expect(gpus.contains { ($0["device"] as? [String: Any])?["boot_vga"] as? Bool == true }, "a boot VGA for the host")
         #expect(first.drivers == [Self.card[0]: "bochs-drm", Self.card[1]: "snd_hda_intel"], "\(first.drivers)")
         #expect(first.exit("apply") == 0, "\(first.evidence)")
         let applied = handlers(first.json("apply"))

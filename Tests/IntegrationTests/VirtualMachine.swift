@@ -120,7 +120,7 @@ final class VirtualMachine {
 
         func jsonArray(_ name: String) -> [[String: Any]]? {
             guard let text = value("PROVISION-JSON \(name):") else { return nil }
-            return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [[String: Any]]
+            return ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])?["entries"] as? [[String: Any]]
         }
 
         func exit(_ name: String) -> Int? { value("PROVISION-EXIT \(name)").flatMap { Int($0) } }

@@ -52,7 +52,7 @@ import Testing
             let want = try #require(expected.gpus[address], "unexpected GPU \(address)")
             #expect(gpu["ids"] as? [String] == want.ids, "\(address)")
             #expect(gpu["verdict"] as? String == want.verdict, "\(address)")
-            #expect(device["bootVGA"] as? Bool == want.bootVGA, "\(address)")
+            #expect(device["boot_vga"] as? Bool == want.bootVGA, "\(address)")
         }
         let report = try DeviceReport.read(HostView(root: HostRoot(Package.path("snapshots/\(expected.snapshot)"))))
         #expect(try report.select("auto").device.address == expected.auto)
