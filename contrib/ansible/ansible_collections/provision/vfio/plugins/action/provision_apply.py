@@ -1,5 +1,5 @@
 # provision.vfio.provision_apply, controller side: reads the recipe on the controller and hands its
-# text to the module, which runs provision on the host. GPL-3.0-or-later.
+# text to the module, which runs provision on the host.
 from __future__ import annotations
 
 import os

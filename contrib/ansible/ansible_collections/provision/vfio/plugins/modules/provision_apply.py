@@ -1,5 +1,5 @@
 #!/usr/bin/python
-# provision.vfio.provision_apply: runs provision on the host. GPL-3.0-or-later.
+# provision.vfio.provision_apply: runs provision on the host.
 from __future__ import annotations
 
 DOCUMENTATION = r'''
