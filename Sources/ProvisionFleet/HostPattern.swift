@@ -133,9 +133,11 @@ extension Inventory {
 }
 
 /// A glob as Python's fnmatch (the whole name; `*`, `?`, `[seq]`, `[!seq]`), or after `~` a regular
-/// expression matched from the start of the name. The regex runs in ICU (NSRegularExpression):
-/// the pattern is bounded in length and each match in time, so an inventory's pattern cannot hang
-/// the controller; Python's `(?P<name>…)` groups are accepted.
+/// expression matched from the start of the name. The regex runs in ICU (NSRegularExpression), a
+/// backtracking engine like Python's `re`, so the syntax users write for Ansible works (Python's
+/// `(?P<name>…)` groups included); the pattern is bounded in length and each match in time (an
+/// error past 2 s), and a match that exhausts ICU's backtracking stack matches nothing, so a
+/// pathological pattern can neither hang the controller nor select a host.
 struct NameMatcher {
     static let maxPatternLength = 1_000
     static let regexTimeLimit = 2.0

@@ -13,6 +13,8 @@ public struct InventoryGroup: Sendable {
     public internal(set) var vars: [String: InventoryValue] = [:]
     public internal(set) var priority = 1
     public internal(set) var depth = 0
+    /// `hosts` as a set: membership checks stay O(1) for groups of many thousand hosts.
+    var hostSet: Set<String> = []
 
     init(name: String) { self.name = name }
 }
@@ -54,6 +56,8 @@ public struct Inventory: Sendable {
     /// Variables from `group_vars/NAME…` and `host_vars/NAME…`, merged per name (files in order).
     public private(set) var groupVarsFiles: [String: [String: InventoryValue]] = [:]
     public private(set) var hostVarsFiles: [String: [String: InventoryValue]] = [:]
+    /// The groups each host was put in directly, in order.
+    var directGroups: [String: [String]] = [:]
     /// What Ansible would warn about (skipped keys, a group and a host of one name…).
     public private(set) var warnings: [String] = []
 
@@ -156,9 +160,9 @@ public struct Inventory: Sendable {
             hostNames.append(name)
             inlineHostVars[name] = port.map { ["ansible_port": .int($0)] } ?? [:]
         }
-        if let group, var members = groups[group], !members.hosts.contains(name) {
-            members.hosts.append(name)
-            groups[group] = members
+        if let group, groups[group] != nil, groups[group]!.hostSet.insert(name).inserted {
+            groups[group]!.hosts.append(name)
+            directGroups[name, default: []].append(group)
         }
     }
 
@@ -205,11 +209,15 @@ public struct Inventory: Sendable {
         for name in groupNames where name != "all" && groups[name]!.parents.isEmpty {
             try addChild("all", name)
         }
-        let memberships = directGroups()
         for host in hostNames {
-            let mine = Set(memberships[host] ?? []).union(memberships[host].map { Set($0.flatMap(ancestors(of:))) } ?? [])
+            let direct = directGroups[host] ?? []
+            let mine = Set(direct).union(direct.flatMap(ancestors(of:)))
             if mine.contains("ungrouped") {
-                if !mine.subtracting(["all", "ungrouped"]).isEmpty { groups["ungrouped"]!.hosts.removeAll { $0 == host } }
+                if !mine.subtracting(["all", "ungrouped"]).isEmpty {
+                    groups["ungrouped"]!.hosts.removeAll { $0 == host }
+                    groups["ungrouped"]!.hostSet.remove(host)
+                    directGroups[host]?.removeAll { $0 == "ungrouped" }
+                }
             } else if mine.isEmpty || mine == ["all"] {
                 addHost(host, group: "ungrouped", port: nil)
             }
@@ -290,7 +298,7 @@ public struct Inventory: Sendable {
 
     /// Every group a host is in, directly or through children, `all` included.
     public func groups(of host: String) -> [String] {
-        let direct = directGroups()[host] ?? []
+        let direct = directGroups[host] ?? []
         var result: [String] = []
         for name in direct + direct.flatMap(ancestors(of:)) where !result.contains(name) { result.append(name) }
         if !result.contains("all") && inlineHostVars[host] != nil { result.append("all") }
@@ -346,14 +354,6 @@ public struct Inventory: Sendable {
             guard !result.contains(next) else { continue }
             result.append(next)
             pending += groups[next]?.parents ?? []
-        }
-        return result
-    }
-
-    private func directGroups() -> [String: [String]] {
-        var result: [String: [String]] = [:]
-        for name in groupNames {
-            for host in groups[name]!.hosts { result[host, default: []].append(name) }
         }
         return result
     }

@@ -23,9 +23,10 @@ public enum Ansible {
         "ansible-core is not installed: set PROVISION_ANSIBLE_BIN to a venv's bin directory "
         + "(python3 -m venv /work/venv-ansible && /work/venv-ansible/bin/pip install ansible-core)"
 
-    /// Runs `ansible`, `ansible-inventory` or `ansible-playbook` with a private home.
+    /// Runs `ansible`, `ansible-inventory` or `ansible-playbook` with a private home; `prefix` wraps
+    /// the command (`TestFleet.controller([])` runs it in the fleet's controller namespace).
     public static func run(
-        _ tool: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300
+        _ tool: String, _ arguments: [String], environment: [String: String] = [:], prefix: [String] = [], timeout: Double = 300
     ) throws -> Measured {
         guard let binDirectory else { throw ProvisionError(.notFound, missing) }
         let home = try TempRoot()
@@ -34,11 +35,29 @@ public enum Ansible {
             "ANSIBLE_HOME": home.path, "ANSIBLE_CONFIG": home.path + "/ansible.cfg", "ANSIBLE_LOCAL_TEMP": home.path + "/tmp",
             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_DEPRECATION_WARNINGS": "0",
             "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_COLLECTIONS_PATH": home.path + "/collections",
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": home.path + "/cp",
         ]
         env.merge(environment) { _, new in new }
         return try withExtendedLifetime(home) {
-            try Spawn.run([binDirectory + "/" + tool] + arguments, timeout: timeout, environment: env)
+            try Spawn.run(prefix + [binDirectory + "/" + tool] + arguments, timeout: timeout, environment: env)
         }
+    }
+
+    /// PLAY RECAP of `ansible-playbook` output: per host, ok/changed/unreachable/failed/skipped.
+    public static func recap(_ output: String) -> [String: [String: Int]] {
+        var result: [String: [String: Int]] = [:]
+        guard let start = output.range(of: "PLAY RECAP") else { return result }
+        for line in output[start.upperBound...].split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            var counts: [String: Int] = [:]
+            for field in parts[1].split(whereSeparator: \.isWhitespace) {
+                let pair = field.split(separator: "=")
+                if pair.count == 2, let value = Int(pair[1]) { counts[String(pair[0])] = value }
+            }
+            if !counts.isEmpty { result[parts[0].trimmingCharacters(in: .whitespaces)] = counts }
+        }
+        return result
     }
 
     /// `ansible -i INVENTORY PATTERN [--limit LIMIT] --list-hosts`: the host names it lists.
