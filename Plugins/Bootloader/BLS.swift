@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// GRUB with BLS entries (Fedora, RHEL): three places kept in sync: the `options` of every entry in

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// GRUB: the command-line variable in /etc/default/grub, or in /etc/default/grub.d/*.cfg where that

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// `kernel.cmdline`: add or remove kernel parameters wherever the root's boot loader keeps them.

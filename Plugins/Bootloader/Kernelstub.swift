@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// kernelstub (Pop!_OS): `user.kernel_options` in /etc/kernelstub/configuration. kernelstub writes

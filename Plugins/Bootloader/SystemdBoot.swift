@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// systemd-boot: the `options` lines of every entry in the ESP's loader/entries, and

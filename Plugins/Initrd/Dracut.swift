@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// dracut: a drop-in in /etc/dracut.conf.d (the `.conf` ending matters: dracut ignores anything
 /// else) that force-loads the vfio drivers. dracut copies /etc/modprobe.d into the image only in

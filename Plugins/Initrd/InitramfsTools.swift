@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// initramfs-tools: /etc/initramfs-tools/modules, one module per line; vfio lines go before any

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// The initramfs generators provision knows, how to tell which one a root uses, and how to
 /// rebuild its images.

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// `initrd.modules`: the vfio modules load before any GPU driver in the initramfs, whichever
@@ -61,14 +61,9 @@ public struct InitrdModules: StepPlugin {
         case .initramfsTools:
             files = try InitramfsTools().plan(modules: modules, present: present, inventory: inventory, host: host)
         }
-        let exports: [String: Value] = [
-            "initrd": .map([
-                "generator": .string(generator.rawValue),
-                "modules": .list(present ? modules.map { .string($0) } : []),
-                "cmdline": .list(cmdline.map { .string($0) }),
-                "vfio_pci_builtin": .list(builtin.map { .string($0) }),
-            ])
-        ]
+        let exports = try InitrdFacts(
+            generator: generator.rawValue, modules: present ? modules : [], cmdline: cmdline, vfioPCIBuiltin: builtin
+        ).export
         // The rebuild follows the files this step edits, and for mkinitcpio every file it reads its
         // configuration from (an edit there by another step needs the same rebuild).
         var watched = files.map(\.path)

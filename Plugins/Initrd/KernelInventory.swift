@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// What the root's installed kernels (ROOT/lib/modules/*) offer: which modules exist, which are

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// mkinitcpio: edits only the `MODULES=(…)` array (where it is last assigned: mkinitcpio.conf or a

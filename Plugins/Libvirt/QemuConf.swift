@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// `libvirt.qemu-conf`: /etc/libvirt/qemu.conf runs QEMU as a user that may read the input
@@ -46,9 +46,7 @@ public struct QemuConf: StepPlugin {
         if existing != acl { try conf.set("cgroup_device_acl", to: LibvirtConf.renderList(acl)) }
 
         let keyboards = devices.filter { $0.hasSuffix("-event-kbd") }, mice = devices.filter { !$0.hasSuffix("-event-kbd") }
-        let exports: [String: Value] = [
-            "input": .map(["keyboards": .list(keyboards.map { .string($0) }), "mice": .list(mice.map { .string($0) })])
-        ]
+        let exports = try InputFacts(keyboards: keyboards, mice: mice).export
         let files = conf.text == original ? [] : [DesiredFile(path: path, state: .present(Data(conf.text.utf8)))]
         return StepPlan(files: files, handlers: [], notices: notices, exports: exports)
     }

@@ -3,6 +3,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import ProvisionPluginAPI
 #endif
 
 /// The compression of an archive, chosen by its file name.

@@ -3,6 +3,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import ProvisionPluginAPI
 #endif
 
 /// A git bundle (version 2, as `git bundle create` writes it), made without a git binary: the

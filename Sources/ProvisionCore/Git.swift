@@ -3,6 +3,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import ProvisionPluginAPI
 #endif
 
 private final class OIDList {

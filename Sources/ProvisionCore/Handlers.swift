@@ -2,6 +2,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import ProvisionPluginAPI
 #endif
 
 /// Runs handler commands where they belong: directly on the live host, through `chroot ROOT` in

@@ -2,6 +2,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import ProvisionPluginAPI
 #endif
 
 /// Written (and synced) before the first byte of a run touches the host, removed only after the
@@ -47,7 +48,7 @@ struct Journal: Codable {
         guard fd >= 0 else { throw ProvisionError.io("cannot write", temp) }
         do {
             defer { close(fd) }
-            try HostRoot.writeAll(fd, data, what: temp)
+            try RootWriter.writeAll(fd, data, what: temp)
             guard fsync(fd) == 0 else { throw ProvisionError.io("cannot sync", temp) }
         } catch {
             unlink(temp)

@@ -3,6 +3,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import ProvisionPluginAPI
 #endif
 
 /// Runs a command to completion with stdout and stderr merged into one pipe (one reader, so no

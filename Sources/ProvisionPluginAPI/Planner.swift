@@ -17,8 +17,11 @@ public struct FileChange: Sendable {
         }
     }
 
-    /// Unified diff plus a line for owner/mode changes.
-    public var diff: String { Diff.describe(path: path, before: before, after: after) }
+    public init(path: String, before: FileState, after: FileState) {
+        self.path = path
+        self.before = before
+        self.after = after
+    }
 }
 
 public enum StepStatus: String, Sendable, Codable { case ok, changed, skipped, failed }
@@ -65,10 +68,13 @@ public struct Plan: Sendable {
 public struct Planner: Sendable {
     public let root: HostRoot
     public let registry: PluginRegistry
+    /// Where declared inputs come from (the core passes its fetcher; tests pass data).
+    public let inputs: any InputProvider
 
-    public init(root: HostRoot, registry: PluginRegistry) {
+    public init(root: HostRoot, registry: PluginRegistry, inputs: any InputProvider = NoInputs()) {
         self.root = root
         self.registry = registry
+        self.inputs = inputs
     }
 
     /// `--var K=V` values applied over the recipe's defaults; unknown names are an error.
@@ -115,7 +121,16 @@ public struct Planner: Sendable {
                 values: step.options, specs: plugin.options, context: context, stepLocation: step.location)
             let stepPlan: StepPlan
             do {
-                stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view))
+                var fetched: [DeclaredInput: Data] = [:]
+                for input in try plugin.inputs(StepContext(id: step.id, options: options, host: view)) where fetched[input] == nil {
+                    do {
+                        fetched[input] = try inputs.fetch(input, root: root)
+                    } catch var error as ProvisionError where error.location == nil {
+                        error.location = options.location(of: input.option)
+                        throw error
+                    }
+                }
+                stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view, inputs: fetched))
             } catch var error as ProvisionError {
                 error.step = step.id
                 if error.location == nil || error.location == step.location {
@@ -158,7 +173,7 @@ public struct Planner: Sendable {
                 return tagged
             }
             notices += stepNotices
-            view.export(stepPlan.exports)
+            view.export(stepPlan.exports, by: "\(step.id) (\(step.uses))")
             exports.merge(stepPlan.exports) { _, new in new }
             results.append(
                 StepResult(id: step.id, uses: step.uses, status: changes.isEmpty ? .ok : .changed, changes: changes, notices: stepNotices))

@@ -58,7 +58,7 @@ public struct ProvisionError: Error, Sendable, CustomStringConvertible {
     /// 3 for drift and conflicts (the contract in DESIGN.md), 1 for everything else.
     public var exitCode: Int32 { kind == .drift ? 3 : 1 }
 
-    static func io(_ what: String, _ path: String, errno code: Int32 = errno) -> ProvisionError {
+    package static func io(_ what: String, _ path: String, errno code: Int32 = errno) -> ProvisionError {
         ProvisionError(.io, "\(what) \(path): \(String(cString: strerror(code)))")
     }
 }
