@@ -55,8 +55,8 @@ public struct VfioCmdline: StepPlugin {
 
         if let initrd {
             add += initrd.cmdline
-        } else if let (generator, _) = try? InitrdGenerator.resolve("auto", host: host, at: options.stepLocation), generator == .dracut {
-            add.append("rd.driver.pre=vfio-pci")
+        } else if let (generator, _) = try? InitrdGenerators.resolve("auto", host: host, at: options.stepLocation) {
+            add += generator.commandLine
         }
         add += try options.stringList("extra") ?? []
 

@@ -20,7 +20,7 @@ public struct ModprobeVfio: StepPlugin {
             "drivers", .stringList, default: "the modules whose aliases match the functions' modaliases",
             help: "kernel modules to softdep on vfio-pci"),
         OptionSpec(
-            "generator", .choice(["auto", "mkinitcpio", "dracut", "initramfs-tools", "none"]), default: "auto",
+            "generator", .choice(["auto"] + InitrdGenerators.names + ["none"]), default: "auto",
             help: "initramfs to rebuild when the file changes (it carries modprobe.d); none to skip"),
     ]
 
@@ -69,7 +69,7 @@ public struct ModprobeVfio: StepPlugin {
         let generator = try options.string("generator", default: "auto")
         if generator != "none" {
             do {
-                let (found, _) = try InitrdGenerator.resolve(generator, host: host, at: options.location(of: "generator"))
+                let (found, _) = try InitrdGenerators.resolve(generator, host: host, at: options.location(of: "generator"))
                 plan.handlers = [HandlerAction(argv: found.rebuild, notifiedBy: [path])]
             } catch let error as ProvisionError where generator == "auto" {
                 plan.notices.append(Notice(.info, "no initramfs to rebuild: \(error.message)"))

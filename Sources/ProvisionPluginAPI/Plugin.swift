@@ -361,8 +361,20 @@ public struct StepPlan: Sendable {
 public struct PluginRegistry: Sendable {
     public private(set) var plugins: [any StepPlugin]
 
+    /// Two plugins of one kind are a programming error caught at start-up: which one a recipe
+    /// got would depend on the order of a list.
     public init(_ plugins: [any StepPlugin]) {
+        let duplicates = Self.duplicateKinds(plugins)
+        precondition(duplicates.isEmpty, "step kind registered more than once: \(duplicates.joined(separator: ", "))")
         self.plugins = plugins.sorted { $0.kind < $1.kind }
+    }
+
+    /// Kinds that more than one of these plugins claims.
+    public static func duplicateKinds(_ plugins: [any StepPlugin]) -> [String] {
+        var seen: Set<String> = []
+        var twice: Set<String> = []
+        for plugin in plugins where !seen.insert(plugin.kind).inserted { twice.insert(plugin.kind) }
+        return twice.sorted()
     }
 
     public var kinds: [String] { plugins.map(\.kind) }
