@@ -44,7 +44,7 @@ public protocol BootLoaderAdapter: Sendable {
 /// Every boot loader, in detection order: the first whose evidence is found wins, so loaders that
 /// sit on top of another (kernelstub writes systemd-boot entries, BLS is GRUB reading entries) come
 /// before it.
-public let bootLoaders: [any BootLoaderAdapter] = [Kernelstub(), BLS(), SystemdBoot(), Grub()]
+public let bootLoaders: [any BootLoaderAdapter] = [Kernelstub(), BLS(), SystemdBoot(), Limine(), Grub()]
 
 public enum BootLoader {
     static let espCandidates = ["/efi", "/boot/efi", "/boot"]
