@@ -1,9 +1,9 @@
 import CArchive
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// The compression of an archive, chosen by its file name.

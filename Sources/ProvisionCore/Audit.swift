@@ -1,9 +1,9 @@
 import CGit2
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// Which entries `provision history` lists.

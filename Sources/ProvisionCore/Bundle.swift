@@ -1,9 +1,9 @@
 import CGit2
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// A git bundle (version 2, as `git bundle create` writes it), made without a git binary: the

@@ -1,8 +1,8 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// What an apply, rollback or recovery did.

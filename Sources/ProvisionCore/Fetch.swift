@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -6,7 +7,6 @@ import FoundationNetworking
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// Reading from outside the root: downloads and files on the machine provision runs on. The core

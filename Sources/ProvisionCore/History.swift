@@ -1,8 +1,8 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// A view of history at one commit.

@@ -1,8 +1,8 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// Who runs provision: the person, not only the root account the change needs. sudo names them

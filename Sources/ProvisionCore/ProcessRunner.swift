@@ -1,9 +1,9 @@
 import CSystem
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// Runs a command to completion with stdout and stderr merged into one pipe (one reader, so no

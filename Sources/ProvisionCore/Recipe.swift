@@ -110,6 +110,7 @@ extension Recipe {
         var id: String?
         var with: RecipeNode?
         var when: RecipeNode?
+        var timeout: Int?
         for (key, keyLocation, value) in entries {
             switch key {
             case "uses": uses = (try value.scalarString("uses"), value.location)
@@ -124,8 +125,14 @@ extension Recipe {
                 _ = try value.scalarString("when")
                 try Interpolation.checkReferences(in: value, vars: vars)
                 when = value
+            case "timeout":
+                guard let seconds = Int(try value.scalarString("timeout")), (1...3600).contains(seconds) else {
+                    throw ProvisionError(.invalidInput, "timeout must be a number of seconds from 1 to 3600", at: value.location)
+                }
+                timeout = seconds
             default:
-                throw ProvisionError(.invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with, when)", at: keyLocation)
+                throw ProvisionError(
+                    .invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with, when, timeout)", at: keyLocation)
             }
         }
         guard let (kind, kindLocation) = uses else {
@@ -153,7 +160,7 @@ extension Recipe {
         for spec in plugin.options where spec.required && options[spec.name] == nil {
             throw ProvisionError(.invalidInput, "\(kind) needs option \"\(spec.name)\"", at: node.location)
         }
-        return RecipeStep(id: id ?? "\(kind)#\(index + 1)", uses: kind, options: options, location: node.location, when: when)
+        return RecipeStep(id: id ?? "\(kind)#\(index + 1)", uses: kind, options: options, location: node.location, when: when, timeout: timeout)
     }
 }
 

@@ -1,8 +1,8 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// One lock per root: an flock on the root directory itself, so taking it creates nothing on the

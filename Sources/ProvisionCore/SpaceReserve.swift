@@ -1,8 +1,8 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
-import ProvisionPluginAPI
 #endif
 
 /// Room held on each file system a run writes to, taken before the first host byte changes and

@@ -130,7 +130,7 @@ public struct Planner: Sendable {
                         throw error
                     }
                 }
-                stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view, inputs: fetched))
+                stepPlan = try plugin.plan(StepContext(id: step.id, options: options, host: view, inputs: fetched, timeout: step.timeout))
             } catch var error as ProvisionError {
                 error.step = step.id
                 if error.location == nil || error.location == step.location {

@@ -24,12 +24,15 @@ public struct StepContext {
     public let options: StepOptions
     /// The host as it will be once earlier steps have run.
     public let host: HostView
+    /// The step's `timeout:` in seconds, if it set one (external plugins' time limit).
+    public let timeout: Int?
     let fetched: [DeclaredInput: Data]
 
-    public init(id: String, options: StepOptions, host: HostView, inputs: [DeclaredInput: Data] = [:]) {
+    public init(id: String, options: StepOptions, host: HostView, inputs: [DeclaredInput: Data] = [:], timeout: Int? = nil) {
         self.id = id
         self.options = options
         self.host = host
+        self.timeout = timeout
         fetched = inputs
     }
 

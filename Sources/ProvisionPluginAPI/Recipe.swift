@@ -43,13 +43,16 @@ public struct RecipeStep: Sendable {
     public var location: SourceLocation
     /// `when:`: the step runs only if this, interpolated, is not empty, "false", "no" or "0".
     public var when: RecipeNode?
+    /// `timeout:`: seconds an external plugin may take to plan this step (default 30).
+    public var timeout: Int?
 
-    public init(id: String, uses: String, options: [String: RecipeNode], location: SourceLocation, when: RecipeNode?) {
+    public init(id: String, uses: String, options: [String: RecipeNode], location: SourceLocation, when: RecipeNode?, timeout: Int? = nil) {
         self.id = id
         self.uses = uses
         self.options = options
         self.location = location
         self.when = when
+        self.timeout = timeout
     }
 }
 

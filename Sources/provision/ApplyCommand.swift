@@ -10,15 +10,17 @@ struct ApplyCommand: ParsableCommand {
     @Argument(help: "Recipe file (YAML).") var recipe: String
     @OptionGroup var global: GlobalOptions
     @OptionGroup var variables: VariableOptions
+    @OptionGroup var plugins: PluginOptions
     @Flag(name: .customLong("no-handlers"), help: "Write files but skip (and report) every handler.")
     var noHandlers = false
 
     func run() throws {
         var loaded: Recipe?
         try runReporting(json: global.json, recipe: { loaded }) {
-            let engine = try global.engine()
+            let registry = plugins.catalog().registry
+            let engine = try global.engine(registry: registry)
             engine.runHandlers = !noHandlers
-            let recipe = try Recipe.load(path: self.recipe, registry: builtinRegistry)
+            let recipe = try Recipe.load(path: self.recipe, registry: registry)
             loaded = recipe
             let report = try engine.apply(recipe, vars: try variables.parsed())
             let plan = report.plan!

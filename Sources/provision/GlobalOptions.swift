@@ -17,10 +17,25 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("lock-timeout"), help: "Seconds to wait for another run on the same root.")
     var lockTimeout: Double = 300
 
-    func engine() throws -> Engine {
-        let engine = try Engine(root: try HostRoot(root), historyPath: history, registry: builtinRegistry)
+    func engine(registry: PluginRegistry = builtinRegistry) throws -> Engine {
+        let engine = try Engine(root: try HostRoot(root), historyPath: history, registry: registry)
         engine.lockTimeout = lockTimeout
         return engine
+    }
+}
+
+/// `--plugin-dir DIR`, repeatable: where external plugins are looked for first.
+struct PluginOptions: ParsableArguments {
+    @Option(
+        name: .customLong("plugin-dir"),
+        help: ArgumentHelp(
+            "Look for external plugins (provision-step-KIND) here first; then in $PROVISION_PLUGIN_PATH, /etc/provision/plugins, /usr/lib/provision/plugins.",
+            valueName: "dir"))
+    var directories: [String] = []
+
+    /// The built-ins and the external plugins found on the path.
+    func catalog() -> PluginCatalog {
+        PluginCatalog.load(builtins: builtinRegistry, searchPath: PluginCatalog.searchPath(pluginDirs: directories))
     }
 }
 

@@ -10,6 +10,7 @@ struct PlanCommand: ParsableCommand {
     @Argument(help: "Recipe file (YAML).") var recipe: String
     @OptionGroup var global: GlobalOptions
     @OptionGroup var variables: VariableOptions
+    @OptionGroup var plugins: PluginOptions
     @Flag(name: .customLong("detailed-exitcode"), help: "Exit 2 when there are changes to apply.")
     var detailedExitcode = false
 
@@ -17,8 +18,9 @@ struct PlanCommand: ParsableCommand {
         var pending = false
         var loaded: Recipe?
         try runReporting(json: global.json, recipe: { loaded }) {
-            let engine = try global.engine()
-            let recipe = try Recipe.load(path: self.recipe, registry: builtinRegistry)
+            let registry = plugins.catalog().registry
+            let engine = try global.engine(registry: registry)
+            let recipe = try Recipe.load(path: self.recipe, registry: registry)
             loaded = recipe
             let plan = try engine.plan(recipe, vars: try variables.parsed())
             let handlers = plan.handlers.map { handler in
