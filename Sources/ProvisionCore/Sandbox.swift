@@ -61,8 +61,10 @@ public enum Sandbox {
             }
         }
         if FileManager.default.fileExists(atPath: "/etc/ld.so.cache") { args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"] }
+        // /tmp first: the plugin's directory may be below it. Then the sandbox's own root (where
+        // bwrap made /etc and the mount points) goes read-only too: only /tmp takes writes.
         let directory = (argv[0] as NSString).deletingLastPathComponent
-        args += ["--ro-bind", directory, directory, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp", "--"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", directory, directory, "--remount-ro", "/", "--chdir", "/tmp", "--"]
         return args + argv
     }
 

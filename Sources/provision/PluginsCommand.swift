@@ -16,6 +16,11 @@ struct PluginsCommand: ParsableCommand {
         var name, type, help: String
         var required: Bool
         var defaultValue: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, type, help, required
+            case defaultValue = "default"
+        }
     }
 
     struct KindDocument: Encodable {
@@ -28,6 +33,11 @@ struct PluginsCommand: ParsableCommand {
     struct ListDocument: Encodable {
         var kinds: [PluginCatalog.Entry]
         var searchPath: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case kinds
+            case searchPath = "search_path"
+        }
     }
 
     func run() throws {
