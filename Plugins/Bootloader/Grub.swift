@@ -38,7 +38,7 @@ struct Grub: BootLoaderAdapter {
             newText = assignment.replacing(in: text, with: edited.description)
         } else {
             guard let text = try host.text(Self.main) else {
-                throw ProvisionError(.invalidInput, "\(Self.main) does not exist in the root")
+                throw ProvisionError.missing(Self.main)
             }
             let edited = CommandLineEdit.apply(add: change.add, remove: [], to: [])[0]
             guard !edited.tokens.isEmpty else { return plan }

@@ -18,7 +18,7 @@ struct Kernelstub: BootLoaderAdapter {
     func plan(_ change: CommandLineChange, step: StepContext) throws -> CommandLinePlan {
         let host = step.host
         guard let text = try host.text(Self.configuration) else {
-            throw ProvisionError(.invalidInput, "\(Self.configuration) does not exist in the root")
+            throw ProvisionError.missing(Self.configuration)
         }
         // The bounded walk first: it names the line of what is wrong, and refuses nesting that
         // would crash the recursive JSONSerialization below.

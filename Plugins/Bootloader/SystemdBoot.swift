@@ -14,7 +14,7 @@ struct SystemdBoot: BootLoaderAdapter {
     func plan(_ change: CommandLineChange, step: StepContext) throws -> CommandLinePlan {
         let host = step.host
         guard let esp = BootLoader.systemdBootESP(host) else {
-            throw ProvisionError(.invalidInput, "no systemd-boot ESP (loader/loader.conf on /efi, /boot/efi or /boot) in the root")
+            throw ProvisionError(.notFound, "no systemd-boot ESP (loader/loader.conf on /efi, /boot/efi or /boot) in the root")
         }
         let entries = BootLoader.entries(host, in: "\(esp)/loader/entries")
         var plan = CommandLinePlan()

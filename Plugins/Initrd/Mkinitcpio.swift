@@ -48,7 +48,7 @@ struct Mkinitcpio: InitrdGenerator {
 
     func plan(modules: [String], present: Bool, inventory: KernelInventory, host: HostView) throws -> (files: [DesiredFile], notices: [Notice]) {
         guard try host.text(Self.mainConfig) != nil else {
-            throw ProvisionError(.invalidInput, "\(Self.mainConfig) does not exist in the root")
+            throw ProvisionError.missing(Self.mainConfig)
         }
         var edited: [String: String] = [:]
         var notices: [Notice] = []

@@ -61,7 +61,7 @@ public struct LibvirtDomain: StepPlugin {
         }
         edit.rom = try options.path("rom") ?? ROMFacts.read(host)?.path
         if let rom = edit.rom, !host.exists(rom) {
-            throw options.error("rom", "the ROM \(rom) does not exist in the root; fetch it first (rom.fetch)")
+            throw ProvisionError.missing(rom, "fetch it first with rom.fetch", at: options.location(of: "rom"))
         }
         let input = try InputFacts.read(host)
         edit.keyboards = try devices(options, "keyboards", fallback: input?.keyboards)

@@ -27,7 +27,7 @@ public struct QemuConf: StepPlugin {
         let host = step.host
         let path = try options.path("path") ?? "/etc/libvirt/qemu.conf"
         guard let original = try host.text(path) else {
-            throw ProvisionError(.invalidInput, "\(path) does not exist in the root (is libvirt installed?)", at: options.stepLocation)
+            throw ProvisionError.missing(path, "is libvirt installed?", at: options.stepLocation)
         }
         var conf = LibvirtConf(original, file: path)
         var notices: [Notice] = []

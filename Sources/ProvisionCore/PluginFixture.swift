@@ -60,7 +60,7 @@ public struct PluginFixture: Decodable, Sendable {
             as: UTF8.self)
         let engine = try Engine(root: HostRoot(scratch.path), registry: registry)
         engine.runHandlers = false
-        engine.inputs = FixtureInputs(contents: inputs ?? [:])
+        engine.inputs = DataInputs((inputs ?? [:]).mapValues { Data($0.utf8) })
         let recipe = try Recipe.parse(recipeText, file: "\(name).json", registry: registry)
         var failures: [String] = []
         let report: RunReport
@@ -89,16 +89,22 @@ public struct PluginFixture: Decodable, Sendable {
     }
 }
 
-/// Inputs given as data, by the source's text (the URL, or the file's path).
-struct FixtureInputs: InputProvider {
-    let contents: [String: String]
+/// Inputs given as data, by the source's text (the URL, or the file's path, or its last
+/// component): how fixtures and tests hand a step its download without a server.
+public struct DataInputs: InputProvider {
+    let contents: [String: Data]
 
-    func fetch(_ input: DeclaredInput, root: HostRoot) throws -> Data {
+    public init(_ contents: [String: Data]) { self.contents = contents }
+
+    public func fetch(_ input: DeclaredInput, root: HostRoot) throws -> Data {
         let key = input.source.description
-        guard let text = contents[key] ?? contents[(key as NSString).lastPathComponent] else {
-            throw ProvisionError(.notFound, "the fixture gives no input \"\(key)\" (add it to \"inputs\")")
+        guard let data = contents[key] ?? contents[(key as NSString).lastPathComponent] else {
+            throw ProvisionError(.notFound, "no input \"\(key)\" was given (a fixture lists it in \"inputs\")")
         }
-        return Data(text.utf8)
+        guard data.count <= input.maxBytes else {
+            throw ProvisionError(.invalidInput, "\(key) is \(data.count) bytes, more than the limit of \(input.maxBytes)")
+        }
+        return data
     }
 }
 
