@@ -37,7 +37,9 @@ public enum Sandbox {
 
     /// bubblewrap's path, searched where Debian puts it and on PATH.
     public static var bubblewrap: String? {
-        if let configured = ProcessInfo.processInfo.environment["PROVISION_BWRAP"], !configured.isEmpty { return configured }
+        if let configured = ProcessInfo.processInfo.environment["PROVISION_BWRAP"], !configured.isEmpty {
+            return access(configured, X_OK) == 0 ? configured : nil
+        }
         return Tools.onHost("bwrap")
     }
 

@@ -220,6 +220,7 @@ import Glibc
         try Self.writePlugin(plugins, kind: "test.exit3", plan: "echo 'cannot decide: no site config' >&2; exit 3")
         try Self.writePlugin(plugins, kind: "test.segfault", plan: "echo 'about to crash' >&2; kill -SEGV $$")
         try Self.writePlugin(plugins, kind: "test.sleeper", plan: "sleep 3600")
+        try Self.writePlugin(plugins, kind: "test.flood", plan: "head -c 20000000 /dev/zero")
         try Self.writePlugin(plugins, kind: "test.forker", plan: "sleep 3141592 >/dev/null 2>&1 &\necho '{\"error\": {\"message\": \"left a child behind\"}}'")
 
         _ = try refused("test.writer", ["refused: 4 of 4 writes failed", "own /tmp is writable"], in: plugins)
@@ -232,6 +233,7 @@ import Glibc
         let (_, elapsed) = try refused("test.sleeper", ["did not answer plan within 2 s and was killed"], in: plugins, timeout: 2)
         #expect(elapsed < 20, "the sleeper ran \(elapsed) s")
         _ = try refused("test.forker", ["refused: left a child behind"], in: plugins)
+        _ = try refused("test.flood", ["printed more than 16 MiB for plan and was killed"], in: plugins)
         let survivors = try ProcessRunner.run(["pgrep", "-f", "sleep 3141592"])
         #expect(survivors.status == 1, "a background process survived the plan: \(survivors.output)")
     }
@@ -258,6 +260,14 @@ import Glibc
             left = try ProcessRunner.run(["pgrep", "-f", "sleep 271828"]).status == 0
         }
         #expect(!left, "the plugin's processes outlived provision")
+    }
+
+    @Test func withoutBubblewrapNoPluginRuns() throws {
+        let result = try CLI.run(["plugins", "--json", "--plugin-dir", Self.sh], environment: ["PROVISION_BWRAP": "/nonexistent/bwrap"])
+        let kinds = try #require(try CLI.json(result.stdout)["kinds"] as? [[String: Any]])
+        let motd = try #require(kinds.first { $0["kind"] as? String == "site.motd" })
+        #expect(motd["status"] as? String == "broken")
+        #expect((motd["reason"] as? String)?.contains("bubblewrap, which is not installed (apt-get install bubblewrap)") == true, "\(motd)")
     }
 
     @Test func aPluginCannotReachTheNetwork() throws {
