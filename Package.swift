@@ -24,32 +24,40 @@ let package = Package(
             name: "CXML2", path: "Sources/CXML2", pkgConfig: "libxml-2.0",
             providers: [.apt(["libxml2-dev"])]),
         .target(name: "CSystem", path: "Sources/CSystem"),
+        // What plugin modules see: the read-only host view, options, plans, and the pure planner.
+        // Nothing in it writes, spawns or opens a socket; plugin modules depend on it and never on
+        // ProvisionCore (PurityTests checks both).
+        .target(name: "ProvisionPluginAPI", dependencies: ["CSystem"], path: "Sources/ProvisionPluginAPI"),
         .target(
             name: "ProvisionCore",
-            dependencies: ["CGit2", "CArchive", "CSystem", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ProvisionPluginAPI", "CGit2", "CArchive", "CSystem", .product(name: "Yams", package: "Yams")],
             path: "Sources/ProvisionCore"),
-        .target(name: "ProvisionEdit", dependencies: ["ProvisionCore", "CXML2"], path: "Sources/ProvisionEdit"),
+        .target(name: "ProvisionEdit", dependencies: ["ProvisionPluginAPI", "CXML2"], path: "Sources/ProvisionEdit"),
         .target(
-            name: "ProvisionFiles", dependencies: ["ProvisionCore"], path: "Plugins/Files"),
+            name: "ProvisionFiles", dependencies: ["ProvisionPluginAPI"], path: "Plugins/Files"),
         .target(
-            name: "ProvisionInitrd", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Initrd"),
-        .target(name: "ProvisionDevices", dependencies: ["ProvisionCore"], path: "Plugins/Devices"),
-        .target(name: "ProvisionSystem", dependencies: ["ProvisionCore"], path: "Plugins/System"),
-        .target(name: "ProvisionLibvirt", dependencies: ["ProvisionCore", "ProvisionEdit"], path: "Plugins/Libvirt"),
-        .target(name: "ProvisionROM", dependencies: ["ProvisionCore", "ProvisionEdit", "CArchive"], path: "Plugins/ROM"),
+            name: "ProvisionInitrd", dependencies: ["ProvisionPluginAPI", "ProvisionEdit"], path: "Plugins/Initrd"),
+        .target(name: "ProvisionDevices", dependencies: ["ProvisionPluginAPI"], path: "Plugins/Devices"),
+        .target(name: "ProvisionSystem", dependencies: ["ProvisionPluginAPI"], path: "Plugins/System"),
         .target(
-            name: "ProvisionBootloader", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd"],
+            name: "ProvisionLibvirt", dependencies: ["ProvisionPluginAPI", "ProvisionEdit", "ProvisionDevices", "ProvisionROM"],
+            path: "Plugins/Libvirt"),
+        .target(
+            name: "ProvisionROM", dependencies: ["ProvisionPluginAPI", "ProvisionEdit", "ProvisionDevices", "CArchive"], path: "Plugins/ROM"),
+        .target(
+            name: "ProvisionBootloader", dependencies: ["ProvisionPluginAPI", "ProvisionEdit", "ProvisionInitrd", "ProvisionDevices"],
             path: "Plugins/Bootloader"),
         .target(
-            name: "ProvisionModprobe", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd", "ProvisionDevices"],
+            name: "ProvisionModprobe", dependencies: ["ProvisionPluginAPI", "ProvisionEdit", "ProvisionInitrd", "ProvisionDevices"],
             path: "Plugins/Modprobe"),
         .target(
-            name: "ProvisionTuning", dependencies: ["ProvisionCore", "ProvisionEdit", "ProvisionInitrd", "ProvisionBootloader", "ProvisionLibvirt"],
+            name: "ProvisionTuning",
+            dependencies: ["ProvisionPluginAPI", "ProvisionEdit", "ProvisionInitrd", "ProvisionBootloader", "ProvisionLibvirt", "ProvisionDevices"],
             path: "Plugins/Tuning"),
         .target(
             name: "ProvisionPlugins",
             dependencies: [
-                "ProvisionCore", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader", "ProvisionDevices",
+                "ProvisionPluginAPI", "ProvisionFiles", "ProvisionInitrd", "ProvisionModprobe", "ProvisionBootloader", "ProvisionDevices",
                 "ProvisionROM", "ProvisionSystem", "ProvisionLibvirt", "ProvisionTuning",
             ],
             path: "Plugins/Builtin"),

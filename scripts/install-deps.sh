@@ -5,6 +5,7 @@ packages=(
   pkg-config libgit2-dev libarchive-dev libxml2-dev   # C libraries provision links
   git patch diffutils busybox-static                  # real consumers the tests judge with
   strace                                              # SafetyTests: kill at every write, durability order
+  bubblewrap                                          # the sandbox external plugins plan in
   ipxe-qemu seabios python3 zip                       # real option ROMs; a loopback HTTP server; archives
   libvirt-daemon libvirt-daemon-driver-qemu           # a real libvirtd judges the domain XML ...
   qemu-system-x86 ovmf                                # ... with a real QEMU and UEFI firmware behind it

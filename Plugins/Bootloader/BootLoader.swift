@@ -1,29 +1,52 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// The change a step wants on the kernel command line.
-struct CommandLineChange {
-    var add: [String]
-    var remove: [String]
+public struct CommandLineChange: Sendable {
+    public var add: [String]
+    public var remove: [String]
+
+    public init(add: [String], remove: [String]) {
+        self.add = add
+        self.remove = remove
+    }
 }
 
 /// What an adapter decided: files, the command that makes the change take effect, and notes.
-struct CommandLinePlan {
-    var files: [DesiredFile] = []
-    var handlers: [HandlerAction] = []
-    var notices: [Notice] = []
+public struct CommandLinePlan: Sendable {
+    public var files: [DesiredFile] = []
+    public var handlers: [HandlerAction] = []
+    public var notices: [Notice] = []
+
+    public init(files: [DesiredFile] = [], handlers: [HandlerAction] = [], notices: [Notice] = []) {
+        self.files = files
+        self.handlers = handlers
+        self.notices = notices
+    }
 }
 
-/// The boot loaders provision edits, and how to tell which one a root actually boots with: by
-/// what the loader itself reads (ESP contents, loader entries, grub.cfg, kernelstub's config), not
-/// by which packages are installed.
-public enum BootLoader: String, Sendable, CaseIterable {
-    case grub
-    case systemdBoot = "systemd-boot"
-    case bls
-    case kernelstub
+/// A boot loader provision edits the kernel command line of. One file per loader; the table
+/// below lists them, so the `bootloader:` choices, the detection order and the help text all come
+/// from one place.
+public protocol BootLoaderAdapter: Sendable {
+    /// The word recipes use (`bootloader: grub`).
+    var name: String { get }
+    /// How people call it in help text ("GRUB").
+    var title: String { get }
+    /// Whether the root boots with this loader, judged by what the loader itself reads (ESP
+    /// contents, loader entries, its configuration), not by installed packages: the evidence, or nil.
+    func detect(_ host: HostView) -> String?
+    /// The files to edit and the command that makes the change take effect.
+    func plan(_ change: CommandLineChange, step: StepContext) throws -> CommandLinePlan
+}
 
+/// Every boot loader, in detection order: the first whose evidence is found wins, so loaders that
+/// sit on top of another (kernelstub writes systemd-boot entries, BLS is GRUB reading entries) come
+/// before it.
+public let bootLoaders: [any BootLoaderAdapter] = [Kernelstub(), BLS(), SystemdBoot(), Limine(), Grub()]
+
+public enum BootLoader {
     static let espCandidates = ["/efi", "/boot/efi", "/boot"]
 
     /// The ESP that systemd-boot reads entries from, if any.
@@ -48,30 +71,24 @@ public enum BootLoader: String, Sendable, CaseIterable {
         ["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/boot/efi/EFI/fedora/grub.cfg"].first { host.exists($0) }
     }
 
-    public static func resolve(_ requested: String, host: HostView, at location: SourceLocation) throws -> (BootLoader, String) {
+    /// "GRUB, systemd-boot, BLS, kernelstub, Limine": for summaries and help.
+    public static var titles: String { bootLoaders.map(\.title).joined(separator: ", ") }
+
+    public static func adapter(named name: String) -> (any BootLoaderAdapter)? { bootLoaders.first { $0.name == name } }
+
+    public static func resolve(_ requested: String, host: HostView, at location: SourceLocation) throws -> (any BootLoaderAdapter, String) {
         if requested != "auto" {
-            guard let loader = BootLoader(rawValue: requested) else {
+            guard let loader = adapter(named: requested) else {
                 throw ProvisionError(.invalidInput, "unknown boot loader \"\(requested)\"", at: location)
             }
             return (loader, "\(requested) as asked")
         }
-        if host.exists(Kernelstub.configuration) {
-            return (.kernelstub, "kernelstub (found \(Kernelstub.configuration); it rewrites the loader entries itself)")
-        }
-        let blsEntries = entries(host, in: "/boot/loader/entries")
-        if let config = grubConfig(host), !blsEntries.isEmpty, blsEnabled(host) {
-            return (.bls, "GRUB with BLS entries (found \(config), \(blsEntries.count) entries in /boot/loader/entries, GRUB_ENABLE_BLSCFG=true)")
-        }
-        if let esp = systemdBootESP(host) {
-            return (.systemdBoot, "systemd-boot (found \(esp)/loader)")
-        }
-        if let config = grubConfig(host) {
-            return (.grub, "GRUB (found \(config))")
+        for loader in bootLoaders {
+            if let evidence = loader.detect(host) { return (loader, evidence) }
         }
         throw ProvisionError(
             .invalidInput,
-            "no boot loader detected in the root: no kernelstub configuration, no systemd-boot loader on /efi, /boot/efi or /boot, "
-                + "and no grub.cfg; name one with bootloader:",
+            "no boot loader detected in the root (looked for \(titles)); name one with bootloader:",
             at: location)
     }
 }

@@ -1,20 +1,27 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// GRUB: the command-line variable in /etc/default/grub, or in /etc/default/grub.d/*.cfg where that
 /// is where it is last set (grub-mkconfig sources them after the main file). Values that only a
 /// shell could evaluate are refused, not mangled. Regenerates grub.cfg with whatever the root has.
-struct Grub {
+struct Grub: BootLoaderAdapter {
     static let main = "/etc/default/grub"
 
-    var variable: String
+    let name = "grub"
+    let title = "GRUB"
+
+    func detect(_ host: HostView) -> String? { BootLoader.grubConfig(host).map { "GRUB (found \($0))" } }
+
+    func plan(_ change: CommandLineChange, step: StepContext) throws -> CommandLinePlan {
+        try plan(change, variable: try step.options.string("variable", default: "GRUB_CMDLINE_LINUX_DEFAULT"), host: step.host)
+    }
 
     static func files(_ host: HostView) -> [String] {
         [main] + host.list("/etc/default/grub.d").filter { $0.hasSuffix(".cfg") }.map { "/etc/default/grub.d/\($0)" }
     }
 
-    func plan(_ change: CommandLineChange, host: HostView) throws -> CommandLinePlan {
+    func plan(_ change: CommandLineChange, variable: String, host: HostView) throws -> CommandLinePlan {
         var located: (path: String, text: String, assignment: ShellAssignment)?
         for path in Self.files(host) {
             guard let text = try host.text(path) else { continue }
@@ -31,7 +38,7 @@ struct Grub {
             newText = assignment.replacing(in: text, with: edited.description)
         } else {
             guard let text = try host.text(Self.main) else {
-                throw ProvisionError(.invalidInput, "\(Self.main) does not exist in the root")
+                throw ProvisionError.missing(Self.main)
             }
             let edited = CommandLineEdit.apply(add: change.add, remove: [], to: [])[0]
             guard !edited.tokens.isEmpty else { return plan }

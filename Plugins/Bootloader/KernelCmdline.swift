@@ -1,12 +1,12 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// `kernel.cmdline`: add or remove kernel parameters wherever the root's boot loader keeps them.
 public struct KernelCmdline: StepPlugin {
     public init() {}
     public let kind = "kernel.cmdline"
-    public let summary = "Add or remove kernel parameters in the boot loader the root uses (GRUB, systemd-boot, BLS, kernelstub)."
+    public let summary = "Add or remove kernel parameters in the boot loader the root uses (\(BootLoader.titles))."
     public let options: [OptionSpec] = [
         OptionSpec("add", .stringList, help: "parameters to ensure; key=value replaces the key's value (console= may repeat)"),
         OptionSpec("remove", .stringList, help: "parameters (key=value) or keys to remove"),
@@ -20,7 +20,7 @@ public struct KernelCmdline: StepPlugin {
 
 let loaderOptions: [OptionSpec] = [
     OptionSpec(
-        "bootloader", .choice(["auto"] + BootLoader.allCases.map(\.rawValue)), default: "auto",
+        "bootloader", .choice(["auto"] + bootLoaders.map(\.name)), default: "auto",
         help: "which boot loader to edit; auto detects the one the root boots with and says how"),
     OptionSpec(
         "variable", .choice(["GRUB_CMDLINE_LINUX_DEFAULT", "GRUB_CMDLINE_LINUX"]), default: "GRUB_CMDLINE_LINUX_DEFAULT",
@@ -42,18 +42,13 @@ func planCommandLine(_ change: CommandLineChange, step: StepContext) throws -> S
         try options.string("bootloader", default: "auto"), host: step.host, at: options.location(of: "bootloader"))
     var plan: CommandLinePlan
     do {
-        switch loader {
-        case .grub: plan = try Grub(variable: try options.string("variable", default: "GRUB_CMDLINE_LINUX_DEFAULT")).plan(change, host: step.host)
-        case .systemdBoot: plan = try SystemdBoot().plan(change, host: step.host)
-        case .bls: plan = try BLS().plan(change, host: step.host)
-        case .kernelstub: plan = try Kernelstub().plan(change, host: step.host)
-        }
+        plan = try loader.plan(change, step: step)
     } catch var error as ProvisionError where error.location == nil {
         error.location = options.stepLocation
         throw error
     }
     var notices = [Notice(.info, "boot loader: \(reason)")] + plan.notices
-    var exports: [String: Value] = ["cmdline": .map(["bootloader": .string(loader.rawValue), "add": .list(change.add.map { .string($0) })])]
+    var exports: [String: Value] = ["cmdline": .map(["bootloader": .string(loader.name), "add": .list(change.add.map { .string($0) })])]
     if case .string(let booted)? = step.host.facts.lookup(["cmdline"]), !booted.isEmpty, let running = try? KernelCommandLine(parsing: booted) {
         let missing = change.add.filter { !running.contains($0) }
         let lingering = change.remove.filter { item in item.contains("=") ? running.contains(item) : running.hasKey(item) }

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// Kernel parameters for steps of other modules (hugepages at boot): the same detection and

@@ -1,16 +1,24 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// kernelstub (Pop!_OS): `user.kernel_options` in /etc/kernelstub/configuration. kernelstub writes
 /// the loader entry from it, so it is the only place to edit; running `kernelstub` applies it.
 /// Only that array is rewritten, in the file's own layout.
-struct Kernelstub {
+struct Kernelstub: BootLoaderAdapter {
     static let configuration = "/etc/kernelstub/configuration"
 
-    func plan(_ change: CommandLineChange, host: HostView) throws -> CommandLinePlan {
+    let name = "kernelstub"
+    let title = "kernelstub"
+
+    func detect(_ host: HostView) -> String? {
+        host.exists(Self.configuration) ? "kernelstub (found \(Self.configuration); it rewrites the loader entries itself)" : nil
+    }
+
+    func plan(_ change: CommandLineChange, step: StepContext) throws -> CommandLinePlan {
+        let host = step.host
         guard let text = try host.text(Self.configuration) else {
-            throw ProvisionError(.invalidInput, "\(Self.configuration) does not exist in the root")
+            throw ProvisionError.missing(Self.configuration)
         }
         // The bounded walk first: it names the line of what is wrong, and refuses nesting that
         // would crash the recursive JSONSerialization below.

@@ -1,14 +1,20 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// systemd-boot: the `options` lines of every entry in the ESP's loader/entries, and
 /// /etc/kernel/cmdline when it exists so kernels installed later get the same line. Entries are
 /// read at boot: nothing to regenerate.
-struct SystemdBoot {
-    func plan(_ change: CommandLineChange, host: HostView) throws -> CommandLinePlan {
+struct SystemdBoot: BootLoaderAdapter {
+    let name = "systemd-boot"
+    let title = "systemd-boot"
+
+    func detect(_ host: HostView) -> String? { BootLoader.systemdBootESP(host).map { "systemd-boot (found \($0)/loader)" } }
+
+    func plan(_ change: CommandLineChange, step: StepContext) throws -> CommandLinePlan {
+        let host = step.host
         guard let esp = BootLoader.systemdBootESP(host) else {
-            throw ProvisionError(.invalidInput, "no systemd-boot ESP (loader/loader.conf on /efi, /boot/efi or /boot) in the root")
+            throw ProvisionError(.notFound, "no systemd-boot ESP (loader/loader.conf on /efi, /boot/efi or /boot) in the root")
         }
         let entries = BootLoader.entries(host, in: "\(esp)/loader/entries")
         var plan = CommandLinePlan()

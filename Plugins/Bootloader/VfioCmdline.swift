@@ -1,5 +1,6 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
+import ProvisionDevices
 import ProvisionEdit
 import ProvisionInitrd
 
@@ -32,13 +33,15 @@ public struct VfioCmdline: StepPlugin {
         }
         if try options.bool("iommu_pt", default: true) { add.append("iommu=pt") }
 
-        let builtin = host.facts.lookup(["initrd", "vfio_pci_builtin"])?.strings ?? KernelInventory.read(host).vfioPCIBuiltin
+        let initrd = try InitrdFacts.read(host)
+        let gpu = try GPUFacts.read(host)
+        let builtin = initrd?.vfioPCIBuiltin ?? KernelInventory.read(host).vfioPCIBuiltin
         let idsMode = try options.string("ids_on_cmdline", default: "auto")
-        let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address" && !options.has("ids")
+        let byAddress = gpu?.bindsByAddress == true && !options.has("ids")
         if byAddress && idsMode != "never" {
             notices.append(Notice(.info, "no vfio-pci.ids=: the guest GPU has a twin and is bound by address (vfio.bind-address)"))
         } else if idsMode == "always" || (idsMode == "auto" && !builtin.isEmpty) {
-            guard let ids = try PCIIDs.from(options, option: "ids", facts: host.facts), !ids.isEmpty else {
+            guard let ids = try PCIIDs.from(options, option: "ids", fallback: gpu?.ids), !ids.isEmpty else {
                 throw ProvisionError(
                     .invalidInput,
                     builtin.isEmpty
@@ -50,10 +53,10 @@ public struct VfioCmdline: StepPlugin {
             if !builtin.isEmpty { notices.append(Notice(.info, "vfio-pci.ids= on the command line: vfio-pci is built into \(builtin.joined(separator: ", "))")) }
         }
 
-        if let tokens = host.facts.lookup(["initrd", "cmdline"])?.strings {
-            add += tokens
-        } else if let (generator, _) = try? InitrdGenerator.resolve("auto", host: host, at: options.stepLocation), generator == .dracut {
-            add.append("rd.driver.pre=vfio-pci")
+        if let initrd {
+            add += initrd.cmdline
+        } else if let (generator, _) = try? InitrdGenerators.resolve("auto", host: host, at: options.stepLocation) {
+            add += generator.commandLine
         }
         add += try options.stringList("extra") ?? []
 

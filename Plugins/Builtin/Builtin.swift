@@ -1,5 +1,5 @@
 import ProvisionBootloader
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionDevices
 import ProvisionFiles
 import ProvisionInitrd

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `vfio.bind-address`: binds the guest card's functions to vfio-pci by PCI address, through
 /// driverctl's override files (/etc/driverctl.d/pci-ADDRESS, applied at boot by driverctl), for
@@ -20,9 +20,8 @@ public struct BindAddress: StepPlugin {
         let host = step.host
         var addresses = try step.options.stringList("addresses")
         if addresses == nil {
-            let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address"
-            addresses = (byAddress ? host.facts.lookup(["gpu", "addresses"])?.strings ?? [] : [])
-                + (host.facts.lookup(["gpu", "group_devices"])?.strings ?? [])
+            let gpu = try GPUFacts.read(host)
+            addresses = (gpu?.bindsByAddress == true ? gpu?.addresses ?? [] : []) + (gpu?.groupDevices ?? [])
         }
         guard let addresses, !addresses.isEmpty else {
             return StepPlan(notices: [Notice(.info, "the guest GPU is bound by ids; no driverctl overrides needed")])

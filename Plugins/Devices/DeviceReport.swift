@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// What the guide's first steps look for, computed from the devices: every GPU with the other
 /// functions of its card, its IOMMU group and whether that group can be passed through.

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `firmware.hint`: what the guide asks people to check by hand, as notices recorded in the run:
 /// the card initialised by the firmware (boot VGA), the IOMMU off, the group verdict, and Xorg
@@ -16,7 +16,7 @@ public struct FirmwareHint: StepPlugin {
     public func plan(_ step: StepContext) throws -> StepPlan {
         let host = step.host
         let report = try DeviceReport.read(host)
-        let choice = try step.options.string("gpu") ?? host.facts.lookup(["gpu", "address"])?.scalarText ?? "auto"
+        let choice = try step.options.string("gpu") ?? GPUFacts.read(host)?.address ?? "auto"
         let gpu = try report.select(choice)
         var notices: [Notice] = []
         if gpu.device.bootVGA {

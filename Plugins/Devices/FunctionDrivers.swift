@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// The kernel modules that would claim each function being passed through, on every installed
 /// kernel: each function's modalias against that kernel's alias tables (`ModuleAliases`). These,

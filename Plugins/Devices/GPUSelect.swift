@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `gpu.select`: picks the guest GPU (`auto`: the one that is not the boot VGA device), checks that
 /// it can be passed through, and exports `facts.gpu` for the later steps: its functions' ids and
@@ -77,31 +77,17 @@ public struct GPUSelect: StepPlugin {
         let resolved = try FunctionDrivers.resolve(gpu.functions + gpu.groupCompanions, host: step.host)
         notices += resolved.notices
         let drivers = resolved.modules
-        let exports: [String: Value] = [
-            "gpu": .map([
-                "address": .string(gpu.device.address),
-                "addresses": .list(gpu.functions.map { .string($0.address) }),
-                // Only when allow_shared_group let them through: the rest of the IOMMU group.
-                "group_devices": .list(gpu.groupCompanions.map { .string($0.address) }),
-                "ids": .list(gpu.ids.map { .string($0) }),
-                "vendor": .string(vendor),
-                "drivers": .list(drivers.map { .string($0) }),
-                "functions": .list(
-                    resolved.functions.map { function in
-                        .map([
-                            "address": .string(function.device.address),
-                            "id": .string(function.device.id),
-                            "modalias": .string(function.device.modalias ?? ""),
-                            "drivers": .list(function.modules.map { .string($0) }),
-                        ])
-                    }),
-                "boot_vga": .bool(gpu.device.bootVGA),
-                "group": gpu.group.map { .int($0) } ?? .string(""),
-                "bind": .string(bind),
-                "name": .string(gpu.device.name ?? gpu.device.id),
-            ])
-        ]
-        return StepPlan(notices: notices, exports: exports)
+        let facts = GPUFacts(
+            address: gpu.device.address, addresses: gpu.functions.map(\.address),
+            groupDevices: gpu.groupCompanions.map(\.address), ids: gpu.ids, vendor: vendor, drivers: drivers,
+            functions: resolved.functions.map { function in
+                GPUFacts.Function(
+                    address: function.device.address, id: function.device.id, modalias: function.device.modalias ?? "",
+                    drivers: function.modules)
+            },
+            bootVGA: gpu.device.bootVGA, group: gpu.group, bind: bind == "address" ? .address : .ids,
+            name: gpu.device.name ?? gpu.device.id)
+        return StepPlan(notices: notices, exports: try facts.export)
     }
 }
 

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// Parses `lspci -nnk` (with or without -D domains): what users paste, and the input for hosts
 /// that cannot be scanned. IOMMU groups are not in that output.

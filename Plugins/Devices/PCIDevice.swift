@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// One PCI function as the kernel (sysfs) or `lspci -nnk` describes it.
 public struct PCIDevice: Sendable, Codable, Hashable {

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// Reads PCI functions, their drivers and IOMMU groups from ROOT/sys: the same code for a host
 /// snapshot and for this machine's /sys.

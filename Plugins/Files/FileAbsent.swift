@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `file.absent`: the path must not exist (its content is kept in history for rollback).
 public struct FileAbsent: StepPlugin {

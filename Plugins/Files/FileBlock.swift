@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `file.block`: a block of lines between two marker lines that provision owns. Everything
 /// outside the markers is left alone; the markers must appear once each, in order.

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `file.content`: a whole file with exact content, and optionally its mode and owner.
 public struct FileContent: StepPlugin {
@@ -16,23 +16,32 @@ public struct FileContent: StepPlugin {
         notifyOption,
     ]
 
+    /// `source` is a file on this machine: the core reads it (64 MiB at most) before the step plans.
+    public func inputs(_ step: StepContext) throws -> [DeclaredInput] {
+        try sourceInput(step.options).map { [$0] } ?? []
+    }
+
+    func sourceInput(_ options: StepOptions) throws -> DeclaredInput? {
+        switch (try options.string("content"), try options.string("source")) {
+        case (_?, nil): return nil
+        case (nil, let source?):
+            let recipeDirectory = (options.stepLocation.file as NSString).deletingLastPathComponent
+            let sourcePath = source.hasPrefix("/") || recipeDirectory.isEmpty ? source : recipeDirectory + "/" + source
+            return DeclaredInput(.localFile(sourcePath), maxBytes: 64 << 20, option: "source")
+        default:
+            throw ProvisionError(.invalidInput, "file.content needs exactly one of content or source", at: options.stepLocation)
+        }
+    }
+
     public func plan(_ step: StepContext) throws -> StepPlan {
         let options = step.options
         let path = try options.requiredPath("path")
         let data: Data
-        switch (try options.string("content"), try options.string("source")) {
-        case (let content?, nil):
+        if let source = try sourceInput(options) {
+            data = try step.input(source)
+        } else {
+            let content = try options.string("content") ?? ""
             data = Data((content.hasSuffix("\n") || content.isEmpty ? content : content + "\n").utf8)
-        case (nil, let source?):
-            let recipeDirectory = (options.stepLocation.file as NSString).deletingLastPathComponent
-            let sourcePath = source.hasPrefix("/") || recipeDirectory.isEmpty ? source : recipeDirectory + "/" + source
-            do {
-                data = try Fetch.localFile(sourcePath, maxBytes: 64 << 20)
-            } catch let error as ProvisionError {
-                throw options.error("source", error.message)
-            }
-        default:
-            throw ProvisionError(.invalidInput, "file.content needs exactly one of content or source", at: options.stepLocation)
         }
         return StepPlan(files: [
             DesiredFile(path: path, state: .present(data, mode: try options.mode("mode"), uid: try owner(step), gid: try group(step)))

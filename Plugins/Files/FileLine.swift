@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `file.line`: one line present or absent. With `match`, the line that matches is replaced
 /// rather than a second one added; the pattern must match the new line too, or a re-run would add

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// A text file as lines, remembering whether it ended with a newline, so that an edit touches
 /// only the lines it means to and everything else comes back byte for byte.

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// A module that must load in the initramfs before the vfio modules (vendor-reset has to hook a
@@ -14,17 +14,11 @@ public enum EarlyModules {
     public static func plan(_ module: String, generator requested: String, host: HostView, at location: SourceLocation) throws
         -> (files: [DesiredFile], handlers: [HandlerAction], notices: [Notice])
     {
-        let (generator, reason) = try InitrdGenerator.resolve(requested, host: host, at: location)
-        let notices = [Notice(.info, "initramfs generator: \(reason)")]
-        let files: [DesiredFile]
-        switch generator {
-        case .mkinitcpio: files = try mkinitcpio(module, host: host)
-        case .dracut: files = dracut(module, host: host)
-        case .initramfsTools: files = try initramfsTools(module, host: host)
-        }
-        var watched = files.map(\.path)
-        if generator == .mkinitcpio { watched += Mkinitcpio.configFiles(host) }
-        return (files, [HandlerAction(argv: generator.rebuild, notifiedBy: Array(Set(watched)).sorted())], notices)
+        let (generator, reason) = try InitrdGenerators.resolve(requested, host: host, at: location)
+        let planned = try generator.planEarly(module, host: host)
+        let watched = Array(Set(planned.files.map(\.path) + planned.watched)).sorted()
+        let notices = [Notice(.info, "initramfs generator: \(reason)")] + planned.notices
+        return (planned.files, [HandlerAction(argv: generator.rebuild, notifiedBy: watched)], notices)
     }
 
     /// Where `module` goes in a list of module names: before the first vfio module or GPU driver.
@@ -37,10 +31,32 @@ public enum EarlyModules {
         let positions = names.indices.filter { ModuleName.same(names[$0], module) }
         return positions.count == 1 && positions[0] < (anchor(names) ?? names.count)
     }
+}
 
+extension Mkinitcpio {
+    /// The rebuild follows every file mkinitcpio reads its configuration from.
+    func planEarly(_ module: String, host: HostView) throws -> InitrdPlan {
+        InitrdPlan(files: try EarlyModules.mkinitcpio(module, host: host), watched: Self.configFiles(host))
+    }
+}
+
+extension Dracut {
+    func planEarly(_ module: String, host: HostView) throws -> InitrdPlan {
+        InitrdPlan(files: EarlyModules.dracut(module, host: host))
+    }
+}
+
+extension InitramfsTools {
+    func planEarly(_ module: String, host: HostView) throws -> InitrdPlan {
+        InitrdPlan(files: try EarlyModules.initramfsTools(module, host: host))
+    }
+}
+
+/// The edits, one per generator.
+extension EarlyModules {
     static func mkinitcpio(_ module: String, host: HostView) throws -> [DesiredFile] {
         guard let main = try host.text(Mkinitcpio.mainConfig) else {
-            throw ProvisionError(.invalidInput, "\(Mkinitcpio.mainConfig) does not exist in the root")
+            throw ProvisionError.missing(Mkinitcpio.mainConfig)
         }
         guard let located = try Mkinitcpio.locate("MODULES", host), let array = located.array else {
             let text = main + (main.hasSuffix("\n") || main.isEmpty ? "" : "\n") + "MODULES=(\(module))\n"

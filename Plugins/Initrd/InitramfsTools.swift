@@ -1,11 +1,28 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// initramfs-tools: /etc/initramfs-tools/modules, one module per line; vfio lines go before any
 /// GPU driver line, comments and other lines stay as they are.
-struct InitramfsTools {
+struct InitramfsTools: InitrdGenerator {
     static let modulesFile = "/etc/initramfs-tools/modules"
+
+    let name = "initramfs-tools"
+    let programs = ["/usr/sbin/update-initramfs"]
+    let dataDirectories = ["/usr/share/initramfs-tools"]
+    let rebuild = ["update-initramfs", "-u", "-k", "all"]
+    let commandLine: [String] = []
+    let listingTool = "lsinitramfs"
+
+    func imageNames(release: String, host: HostView) -> [String] {
+        ["/boot/initrd.img-\(release)"] + InitrdGenerators.kernelInstallImages(release: release, host: host)
+    }
+
+    func configFiles(_ host: HostView) -> [String] { [Self.modulesFile] }
+
+    func plan(modules: [String], present: Bool, inventory: KernelInventory, step: StepContext) throws -> InitrdPlan {
+        InitrdPlan(files: try plan(modules: modules, present: present, inventory: inventory, host: step.host))
+    }
 
     func plan(modules: [String], present: Bool, inventory: KernelInventory, host: HostView) throws -> [DesiredFile] {
         let original = try host.text(Self.modulesFile)

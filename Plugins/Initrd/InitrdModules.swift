@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// `initrd.modules`: the vfio modules load before any GPU driver in the initramfs, whichever
@@ -8,10 +8,10 @@ import ProvisionEdit
 public struct InitrdModules: StepPlugin {
     public init() {}
     public let kind = "initrd.modules"
-    public let summary = "Load the vfio modules before any GPU driver in the initramfs (mkinitcpio, dracut, initramfs-tools)."
+    public let summary = "Load the vfio modules before any GPU driver in the initramfs (\(InitrdGenerators.names.joined(separator: ", ")))."
     public let options: [OptionSpec] = [
         OptionSpec(
-            "generator", .choice(["auto", "mkinitcpio", "dracut", "initramfs-tools"]), default: "auto",
+            "generator", .choice(["auto"] + InitrdGenerators.names), default: "auto",
             help: "which generator to configure; auto detects the one installed in the root and says how"),
         OptionSpec(
             "modules", .stringList, default: "vfio_pci vfio vfio_iommu_type1 (+ vfio_virqfd when every kernel is older than 6.2)",
@@ -23,7 +23,7 @@ public struct InitrdModules: StepPlugin {
     public func plan(_ step: StepContext) throws -> StepPlan {
         let options = step.options
         let host = step.host
-        let (generator, reason) = try InitrdGenerator.resolve(
+        let (generator, reason) = try InitrdGenerators.resolve(
             try options.string("generator", default: "auto"), host: host, at: options.location(of: "generator"))
         let present = try options.string("state", default: "present") == "present"
         let inventory = KernelInventory.read(host)
@@ -47,35 +47,15 @@ public struct InitrdModules: StepPlugin {
                     + "so vfio-pci.ids= must be on the kernel command line (the kernel.cmdline step adds it)"))
         }
 
-        var files: [DesiredFile]
-        var cmdline: [String] = []
-        switch generator {
-        case .mkinitcpio:
-            let planned = try Mkinitcpio().plan(modules: modules, present: present, inventory: inventory, host: host)
-            files = planned.files
-            notices += planned.notices
-        case .dracut:
-            let dropin = try Dracut.dropinPath(try options.string("dropin", default: "vfio"), at: options.location(of: "dropin"))
-            files = Dracut().plan(modules: modules, present: present, dropin: dropin, host: host)
-            if present { cmdline.append("rd.driver.pre=vfio-pci") }
-        case .initramfsTools:
-            files = try InitramfsTools().plan(modules: modules, present: present, inventory: inventory, host: host)
-        }
-        let exports: [String: Value] = [
-            "initrd": .map([
-                "generator": .string(generator.rawValue),
-                "modules": .list(present ? modules.map { .string($0) } : []),
-                "cmdline": .list(cmdline.map { .string($0) }),
-                "vfio_pci_builtin": .list(builtin.map { .string($0) }),
-            ])
-        ]
-        // The rebuild follows the files this step edits, and for mkinitcpio every file it reads its
-        // configuration from (an edit there by another step needs the same rebuild).
-        var watched = files.map(\.path)
-        if generator == .mkinitcpio { watched += Mkinitcpio.configFiles(host) }
+        let planned = try generator.plan(modules: modules, present: present, inventory: inventory, step: step)
+        notices += planned.notices
+        let exports = try InitrdFacts(
+            generator: generator.name, modules: present ? modules : [], cmdline: present ? generator.commandLine : [],
+            vfioPCIBuiltin: builtin
+        ).export
+        let watched = Set(planned.files.map(\.path) + planned.watched).sorted()
         return StepPlan(
-            files: files, handlers: [HandlerAction(argv: generator.rebuild, notifiedBy: Array(Set(watched)).sorted())],
-            notices: notices, exports: exports)
+            files: planned.files, handlers: [HandlerAction(argv: generator.rebuild, notifiedBy: watched)], notices: notices, exports: exports)
     }
 }
 

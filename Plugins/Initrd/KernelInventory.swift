@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// What the root's installed kernels (ROOT/lib/modules/*) offer: which modules exist, which are
@@ -82,8 +82,13 @@ public struct KernelInventory: Sendable {
         !kernels.isEmpty && !kernels.contains { $0.modules.contains(module) || $0.builtin.contains(module) }
     }
 
+    /// The one list of GPU drivers, for one purpose: where vfio goes in a hand-written module list
+    /// (before the first of these). Which driver claims a given card is never looked up here but
+    /// from its modalias (`FunctionDrivers`); "nvidia" covers nvidia_drm, nvidia_modeset, nvidia_uvm.
+    static let gpuDrivers = ["nvidia", "nouveau", "amdgpu", "radeon", "i915", "xe"]
+
     static func isGPUDriver(_ name: String) -> Bool {
         let normalized = ModuleName.normalized(name)
-        return normalized.hasPrefix("nvidia") || ["nouveau", "amdgpu", "radeon", "i915", "xe"].contains(normalized)
+        return normalized.hasPrefix("nvidia") || gpuDrivers.contains(normalized)
     }
 }

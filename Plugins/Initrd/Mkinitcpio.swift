@@ -1,12 +1,37 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// mkinitcpio: edits only the `MODULES=(…)` array (where it is last assigned: mkinitcpio.conf or a
 /// drop-in in mkinitcpio.conf.d) and makes sure `modconf` is in HOOKS, or modprobe.d would be left
 /// out of the image.
-struct Mkinitcpio {
+struct Mkinitcpio: InitrdGenerator {
     static let mainConfig = "/etc/mkinitcpio.conf"
+
+    let name = "mkinitcpio"
+    let programs = ["/usr/bin/mkinitcpio"]
+    let dataDirectories = ["/usr/lib/initcpio"]
+    let rebuild = ["mkinitcpio", "-P"]
+    let commandLine: [String] = []
+    let listingTool = "lsinitcpio"
+
+    /// Arch names images after the kernel package (lib/modules/RELEASE/pkgbase), not the release.
+    func imageNames(release: String, host: HostView) -> [String] {
+        var names = ["/boot/initramfs-\(release).img"]
+        if let base = (try? host.text("/lib/modules/\(release)/pkgbase"))??.trimmingCharacters(in: .whitespacesAndNewlines), !base.isEmpty {
+            names.insert("/boot/initramfs-\(base).img", at: 0)
+        }
+        return names + InitrdGenerators.kernelInstallImages(release: release, host: host)
+    }
+
+    func plan(modules: [String], present: Bool, inventory: KernelInventory, step: StepContext) throws -> InitrdPlan {
+        let planned = try plan(modules: modules, present: present, inventory: inventory, host: step.host)
+        // The rebuild follows every file mkinitcpio reads its configuration from: an edit there by
+        // another step needs the same rebuild.
+        return InitrdPlan(files: planned.files, notices: planned.notices, watched: Self.configFiles(step.host))
+    }
+
+    func configFiles(_ host: HostView) -> [String] { Self.configFiles(host) }
 
     /// mkinitcpio sources the main file, then the drop-ins in order; the last assignment wins.
     static func configFiles(_ host: HostView) -> [String] {
@@ -25,7 +50,7 @@ struct Mkinitcpio {
 
     func plan(modules: [String], present: Bool, inventory: KernelInventory, host: HostView) throws -> (files: [DesiredFile], notices: [Notice]) {
         guard try host.text(Self.mainConfig) != nil else {
-            throw ProvisionError(.invalidInput, "\(Self.mainConfig) does not exist in the root")
+            throw ProvisionError.missing(Self.mainConfig)
         }
         var edited: [String: String] = [:]
         var notices: [Notice] = []

@@ -1,6 +1,8 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
+import ProvisionDevices
 import ProvisionEdit
+import ProvisionROM
 
 /// `libvirt.domain`: turns an existing guest into a passthrough guest: the GPU's functions as
 /// managed PCI hostdevs (with the ROM), keyboard and mouse relayed through evdev, and NVIDIA's
@@ -57,12 +59,13 @@ public struct LibvirtDomain: StepPlugin {
         if edit.hostdevs.isEmpty {
             notices.append(Notice(.warning, "no GPU to pass through (no gpu.select step and no hostdevs option): no hostdev added"))
         }
-        edit.rom = try options.path("rom") ?? host.facts.lookup(["rom", "path"])?.scalarText
+        edit.rom = try options.path("rom") ?? ROMFacts.read(host)?.path
         if let rom = edit.rom, !host.exists(rom) {
-            throw options.error("rom", "the ROM \(rom) does not exist in the root; fetch it first (rom.fetch)")
+            throw ProvisionError.missing(rom, "fetch it first with rom.fetch", at: options.location(of: "rom"))
         }
-        edit.keyboards = try devices(options, "keyboards", facts: ["input", "keyboards"], host: host)
-        edit.mice = try devices(options, "mice", facts: ["input", "mice"], host: host)
+        let input = try InputFacts.read(host)
+        edit.keyboards = try devices(options, "keyboards", fallback: input?.keyboards)
+        edit.mice = try devices(options, "mice", fallback: input?.mice)
         edit.input = try inputRelay(options, host: host, notices: &notices)
         if edit.input != .none && edit.keyboards.isEmpty && edit.mice.isEmpty {
             notices.append(Notice(.warning, "no keyboard or mouse to relay (none given, and no libvirt.qemu-conf step found any)"))
@@ -70,7 +73,7 @@ public struct LibvirtDomain: StepPlugin {
         switch try options.string("nvidia", default: "auto") {
         case "on": edit.nvidia = true
         case "off": edit.nvidia = false
-        default: edit.nvidia = host.facts.lookup(["gpu", "vendor"])?.scalarText == "nvidia"
+        default: edit.nvidia = try GPUFacts.read(host)?.vendor == "nvidia"
         }
         edit.vendorID = try options.string("vendor_id", default: edit.vendorID)
         guard (1...12).contains(edit.vendorID.count), edit.vendorID.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "," }),
@@ -85,14 +88,14 @@ public struct LibvirtDomain: StepPlugin {
         edit.requireUEFI = try options.bool("require_uefi", default: false)
         edit.removeVirtualDisplay = try options.bool("remove_virtual_display", default: false)
 
-        let result = try edit.apply(to: original, file: host.root.real(path))
+        let result = try edit.apply(to: original, file: host.realPath(path))
         notices += result.notices
         guard result.text != original else { return StepPlan(notices: notices) }
         var handlers: [HandlerAction] = []
         if let uri = try connectURI(options, host: host) {
             // virsh talks to the daemon through its socket: it runs from the host, on the root's file.
             handlers.append(
-                HandlerAction(argv: ["virsh", "--connect", uri, "define", "--validate", host.root.real(path)], notifiedBy: [path], onHost: true,
+                HandlerAction(argv: ["virsh", "--connect", uri, "define", "--validate", host.realPath(path)], notifiedBy: [path], onHost: true,
                     rewrites: [path]))
         } else {
             notices.append(Notice(.info, "\(path) edited offline: libvirt reads it when libvirtd next starts"))
@@ -102,7 +105,7 @@ public struct LibvirtDomain: StepPlugin {
 
     private func hostdevs(_ options: StepOptions, host: HostView) throws -> [PCIAddress] {
         let texts = try options.stringList("hostdevs")
-            ?? (host.facts.lookup(["gpu", "addresses"])?.strings ?? []) + (host.facts.lookup(["gpu", "group_devices"])?.strings ?? [])
+            ?? (try GPUFacts.read(host)).map { $0.addresses + $0.groupDevices } ?? []
         return try texts.map { text in
             guard let address = PCIAddress(text) else {
                 throw options.error("hostdevs", "\"\(text)\" is not a PCI address like 0000:01:00.0")
@@ -111,8 +114,8 @@ public struct LibvirtDomain: StepPlugin {
         }
     }
 
-    private func devices(_ options: StepOptions, _ name: String, facts: ArraySlice<Substring>, host: HostView) throws -> [String] {
-        let list = try options.stringList(name) ?? host.facts.lookup(facts)?.strings ?? []
+    private func devices(_ options: StepOptions, _ name: String, fallback: [String]?) throws -> [String] {
+        let list = try options.stringList(name) ?? fallback ?? []
         for device in list {
             guard device.hasPrefix("/"), !device.split(separator: "/").contains(".."), !device.contains(","),
                 !device.contains(where: \.isNewline)

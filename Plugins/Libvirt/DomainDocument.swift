@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// A guest's domain XML for steps of other modules (CPU pinning, hugepages, Looking Glass): found,
@@ -35,7 +35,7 @@ public struct DomainDocument {
                 "domain \"\(name)\" is not defined in this root (no \(path)); create the guest first (virt-manager or virt-install), then re-run",
                 at: options.location(of: "domain"))
         }
-        try self.init(name: name, path: path, text: text, file: host.root.real(path))
+        try self.init(name: name, path: path, text: text, file: host.realPath(path))
     }
 
     init(name: String, path: String, text: String, file: String) throws {
@@ -154,7 +154,7 @@ public struct DomainDocument {
         let files = [DesiredFile(path: path, state: .present(Data(text.utf8)))]
         if let uri = try Self.connectURI(options, host: host) {
             let define = HandlerAction(
-                argv: ["virsh", "--connect", uri, "define", "--validate", host.root.real(path)], notifiedBy: [path], onHost: true,
+                argv: ["virsh", "--connect", uri, "define", "--validate", host.realPath(path)], notifiedBy: [path], onHost: true,
                 rewrites: [path])
             return (files, [define], [])
         }

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// The edits a passthrough guest needs, applied to a libvirt domain XML as text: every edit checks

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 
 /// `libvirt.qemu-conf`: /etc/libvirt/qemu.conf runs QEMU as a user that may read the input
@@ -27,7 +27,7 @@ public struct QemuConf: StepPlugin {
         let host = step.host
         let path = try options.path("path") ?? "/etc/libvirt/qemu.conf"
         guard let original = try host.text(path) else {
-            throw ProvisionError(.invalidInput, "\(path) does not exist in the root (is libvirt installed?)", at: options.stepLocation)
+            throw ProvisionError.missing(path, "is libvirt installed?", at: options.stepLocation)
         }
         var conf = LibvirtConf(original, file: path)
         var notices: [Notice] = []
@@ -46,9 +46,7 @@ public struct QemuConf: StepPlugin {
         if existing != acl { try conf.set("cgroup_device_acl", to: LibvirtConf.renderList(acl)) }
 
         let keyboards = devices.filter { $0.hasSuffix("-event-kbd") }, mice = devices.filter { !$0.hasSuffix("-event-kbd") }
-        let exports: [String: Value] = [
-            "input": .map(["keyboards": .list(keyboards.map { .string($0) }), "mice": .list(mice.map { .string($0) })])
-        ]
+        let exports = try InputFacts(keyboards: keyboards, mice: mice).export
         let files = conf.text == original ? [] : [DesiredFile(path: path, state: .present(Data(conf.text.utf8)))]
         return StepPlan(files: files, handlers: [], notices: notices, exports: exports)
     }

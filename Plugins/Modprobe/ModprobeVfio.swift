@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionDevices
 import ProvisionEdit
 import ProvisionInitrd
@@ -20,7 +20,7 @@ public struct ModprobeVfio: StepPlugin {
             "drivers", .stringList, default: "the modules whose aliases match the functions' modaliases",
             help: "kernel modules to softdep on vfio-pci"),
         OptionSpec(
-            "generator", .choice(["auto", "mkinitcpio", "dracut", "initramfs-tools", "none"]), default: "auto",
+            "generator", .choice(["auto"] + InitrdGenerators.names + ["none"]), default: "auto",
             help: "initramfs to rebuild when the file changes (it carries modprobe.d); none to skip"),
     ]
 
@@ -28,15 +28,16 @@ public struct ModprobeVfio: StepPlugin {
         let options = step.options
         let host = step.host
         let path = try options.path("path") ?? "/etc/modprobe.d/vfio.conf"
-        let byAddress = host.facts.lookup(["gpu", "bind"])?.scalarText == "address" && !options.has("ids")
-        let ids = byAddress ? [] : try Self.validatedIDs(options, facts: host.facts)
+        let gpu = try GPUFacts.read(host)
+        let byAddress = gpu?.bindsByAddress == true && !options.has("ids")
+        let ids = byAddress ? [] : try Self.validatedIDs(options, gpu: gpu)
         let inventory = KernelInventory.read(host)
         var notices: [Notice] = []
         var drivers: [String]
         if let given = try options.stringList("drivers") {
             drivers = given
-        } else if let fromSelection = host.facts.lookup(["gpu", "drivers"])?.strings {
-            drivers = fromSelection
+        } else if let gpu {
+            drivers = gpu.drivers
         } else {
             // No gpu.select before: the functions with these ids that the root's sysfs shows.
             let functions = SysfsScanner.scan(host).filter { ids.contains($0.id) }
@@ -68,7 +69,7 @@ public struct ModprobeVfio: StepPlugin {
         let generator = try options.string("generator", default: "auto")
         if generator != "none" {
             do {
-                let (found, _) = try InitrdGenerator.resolve(generator, host: host, at: options.location(of: "generator"))
+                let (found, _) = try InitrdGenerators.resolve(generator, host: host, at: options.location(of: "generator"))
                 plan.handlers = [HandlerAction(argv: found.rebuild, notifiedBy: [path])]
             } catch let error as ProvisionError where generator == "auto" {
                 plan.notices.append(Notice(.info, "no initramfs to rebuild: \(error.message)"))
@@ -77,8 +78,8 @@ public struct ModprobeVfio: StepPlugin {
         return plan
     }
 
-    static func validatedIDs(_ options: StepOptions, facts: Value) throws -> [String] {
-        guard let ids = try PCIIDs.from(options, option: "ids", facts: facts), !ids.isEmpty else {
+    static func validatedIDs(_ options: StepOptions, gpu: GPUFacts?) throws -> [String] {
+        guard let ids = try PCIIDs.from(options, option: "ids", fallback: gpu?.ids), !ids.isEmpty else {
             throw ProvisionError(.invalidInput, "modprobe.vfio needs ids (or a gpu selection step before it)", at: options.stepLocation)
         }
         return ids

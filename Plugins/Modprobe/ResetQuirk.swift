@@ -1,5 +1,6 @@
 import Foundation
-import ProvisionCore
+import ProvisionDevices
+import ProvisionPluginAPI
 import ProvisionEdit
 import ProvisionInitrd
 
@@ -15,7 +16,7 @@ public struct ResetQuirk: StepPlugin {
     public let options: [OptionSpec] = [
         OptionSpec("ids", .stringList, help: "vendor:device ids of the guest GPU; default: the GPU function gpu.select chose"),
         OptionSpec(
-            "generator", .choice(["auto"] + InitrdGenerator.allCases.map(\.rawValue)), default: "auto",
+            "generator", .choice(["auto"] + InitrdGenerators.names), default: "auto",
             help: "initramfs generator to configure; auto detects the one the root uses"),
         OptionSpec("rule", .path, default: rulePath, help: "the udev rule file (its name overrides vendor-reset's own rule)"),
     ]
@@ -92,18 +93,16 @@ public struct ResetQuirk: StepPlugin {
     /// facts.gpu.address, else every id it passes through).
     private func gpuIDs(_ options: StepOptions, host: HostView) throws -> [String] {
         if options.has("ids") {
-            guard let ids = try PCIIDs.from(options, option: "ids", facts: host.facts), !ids.isEmpty else {
+            guard let ids = try PCIIDs.from(options, option: "ids", fallback: nil), !ids.isEmpty else {
                 throw options.error("ids", "ids must name the guest GPU as vendor:device")
             }
             return ids
         }
-        let gpu = host.facts.lookup(["gpu"])
-        if let address = gpu?.lookup(["address"])?.scalarText, case .list(let functions)? = gpu?.lookup(["functions"]),
-            let id = functions.first(where: { $0.lookup(["address"])?.scalarText == address })?.lookup(["id"])?.scalarText
-        {
-            return [id]
+        let gpu = try GPUFacts.read(host)
+        if let gpu, let function = gpu.functions.first(where: { $0.address == gpu.address }) {
+            return [function.id]
         }
-        guard let ids = gpu?.lookup(["ids"])?.strings, !ids.isEmpty else {
+        guard let ids = gpu?.ids, !ids.isEmpty else {
             throw ProvisionError(.invalidInput, "vfio.reset-quirk needs ids (or a gpu.select step before it)", at: options.stepLocation)
         }
         return ids

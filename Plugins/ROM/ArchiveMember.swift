@@ -1,6 +1,6 @@
 import CArchive
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// One member of a zip or tar archive (any format and filter libarchive reads), from memory.
 enum ArchiveMember {

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// A PCI expansion ROM, walked image by image through the PCIR structures (layout as in edk2's
 /// Pci22.h and Pci30.h). Parsing never trusts an offset: every fault is an error naming it.

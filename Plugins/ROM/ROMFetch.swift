@@ -1,5 +1,6 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
+import ProvisionDevices
 import ProvisionEdit
 
 /// `rom.fetch`: gets a clean VBIOS (https URL with a sha256 pin, a local file, a member of a zip or
@@ -29,7 +30,7 @@ public struct ROMFetch: StepPlugin {
         let options = step.options
         let host = step.host
         let maxSize = try options.int("max_size") ?? 4 << 20
-        let (data, source) = try fetch(options, host: host, maxSize: maxSize)
+        let (data, source) = try fetch(step, maxSize: maxSize)
 
         var rom = try OptionROM.parse(data, name: source)
         var bytes = data
@@ -46,7 +47,7 @@ public struct ROMFetch: StepPlugin {
         }
         if let fault = rom.faults.first { throw ProvisionError(.invalidInput, "\(source): \(fault)", at: options.stepLocation) }
 
-        let target = try targetIDs(options, facts: host.facts)
+        let target = try targetIDs(options, gpu: GPUFacts.read(host))
         for id in target where !rom.supports(id) {
             let romIDs = Set(rom.images.flatMap(\.ids)).sorted().joined(separator: ", ")
             throw ProvisionError(.invalidInput, "\(source) is a ROM for \(romIDs), not for the target GPU \(id)", at: options.location(of: "ids"))
@@ -67,49 +68,48 @@ public struct ROMFetch: StepPlugin {
         notices.append(Notice(.info, "ROM \(source): " + rom.report.split(separator: "\n").joined(separator: "; ")))
         return StepPlan(
             files: [DesiredFile(path: dest, state: .present(bytes, mode: 0o644))], notices: notices,
-            exports: ["rom": .map(["path": .string(dest), "sha256": .string(digest), "efi": .bool(rom.hasEFI)])])
+            exports: try ROMFacts(path: dest, sha256: digest, efi: rom.hasEFI).export)
     }
 
-    /// The bytes and a name for them in messages.
-    func fetch(_ options: StepOptions, host: HostView, maxSize: Int) throws -> (Data, String) {
+    /// The one source the options name: a download, a file beside the recipe, or the card's ROM in
+    /// sysfs. The core fetches it (with the cap) before `plan`.
+    public func inputs(_ step: StepContext) throws -> [DeclaredInput] {
+        [try source(step.options, host: step.host)]
+    }
+
+    func source(_ options: StepOptions, host: HostView) throws -> DeclaredInput {
         let url = try options.string("url"), file = try options.string("file")
         let sysfs = try options.bool("sysfs", default: false)
         guard [url != nil, file != nil, sysfs].filter({ $0 }).count == 1 else {
             throw ProvisionError(.invalidInput, "rom.fetch needs exactly one of url, file and sysfs", at: options.stepLocation)
         }
-        let member = try options.string("member")
-        let archiveLimit = member == nil ? maxSize : max(maxSize, 64 << 20)
-        var data: Data
-        var name: String
+        let maxSize = try options.int("max_size") ?? 4 << 20
+        let archiveLimit = try options.string("member") == nil ? maxSize : max(maxSize, 64 << 20)
         if let url {
             guard let parsed = URL(string: url), parsed.host != nil else { throw options.error("url", "\"\(url)\" is not a URL") }
             guard try options.string("sha256") != nil else {
                 throw ProvisionError(.invalidInput, "a url source needs a sha256 pin: provision installs nothing it cannot check", at: options.location(of: "url"))
             }
-            do {
-                data = try Fetch.download(parsed, maxBytes: archiveLimit, allowHTTP: try options.bool("insecure", default: false))
-            } catch var error as ProvisionError {
-                error.location = options.location(of: "url")
-                throw error
-            }
-            name = url
-        } else if let file {
+            return DeclaredInput(.download(parsed, allowHTTP: try options.bool("insecure", default: false)), maxBytes: archiveLimit, option: "url")
+        }
+        if let file {
             let directory = (options.stepLocation.file as NSString).deletingLastPathComponent
             let path = file.hasPrefix("/") ? file : (directory.isEmpty ? file : directory + "/" + file)
-            do {
-                data = try Fetch.localFile(path, maxBytes: archiveLimit)
-            } catch var error as ProvisionError {
-                error.location = options.location(of: "file")
-                throw error
-            }
-            name = path
-        } else {
-            guard let address = try options.string("address") ?? host.facts.lookup(["gpu", "address"])?.scalarText else {
-                throw ProvisionError(.invalidInput, "sysfs needs the card: a gpu.select step before, or address", at: options.stepLocation)
-            }
-            data = try host.pciROM(address, maxBytes: maxSize)
-            name = "the ROM of \(address)"
+            return DeclaredInput(.localFile(path), maxBytes: archiveLimit, option: "file")
         }
+        guard let address = try options.string("address") ?? GPUFacts.read(host)?.address else {
+            throw ProvisionError(.invalidInput, "sysfs needs the card: a gpu.select step before, or address", at: options.stepLocation)
+        }
+        return DeclaredInput(.pciROM(address: address), maxBytes: maxSize, option: options.has("address") ? "address" : "sysfs")
+    }
+
+    /// The bytes (checked against the pin, the member taken out of its archive) and a name for them
+    /// in messages.
+    func fetch(_ step: StepContext, maxSize: Int) throws -> (Data, String) {
+        let options = step.options
+        let declared = try source(options, host: step.host)
+        var data = try step.input(declared)
+        var name = declared.source.description
         if let expected = try options.string("sha256") {
             let actual = SHA256.hex(data)
             guard actual == expected.lowercased() else {
@@ -118,17 +118,16 @@ public struct ROMFetch: StepPlugin {
                     at: options.location(of: "sha256"))
             }
         }
-        if let member {
+        if let member = try options.string("member") {
             data = try ArchiveMember.extract(member, from: data, name: name, maxBytes: maxSize)
             name += " (\(member))"
         }
         return (data, name)
     }
 
-    func targetIDs(_ options: StepOptions, facts: Value) throws -> [String] {
+    func targetIDs(_ options: StepOptions, gpu: GPUFacts?) throws -> [String] {
         if let given = try options.stringList("ids") { return try PCIIDs.parse(given, options: options, option: "ids") }
-        if case .list(let ids)? = facts.lookup(["gpu", "ids"]), let first = ids.first?.scalarText { return [first] }
-        return []
+        return gpu?.ids.first.map { [$0] } ?? []
     }
 }
 

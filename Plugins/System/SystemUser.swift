@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// `system.user`: a system account for QEMU (the guide's `useradd -r -M -d / -s nologin` plus the
 /// input group), written into the root's own passwd, group, shadow and gshadow through the core, so

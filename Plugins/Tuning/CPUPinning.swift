@@ -1,5 +1,6 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
+import ProvisionDevices
 import ProvisionEdit
 import ProvisionLibvirt
 
@@ -33,7 +34,7 @@ public struct CPUPinning: StepPlugin {
         let topology = try CPUTopology.read(host)
         var notices: [Notice] = []
 
-        let gpu = try options.string("gpu") ?? host.facts.lookup(["gpu", "address"])?.scalarText
+        let gpu = try options.string("gpu") ?? GPUFacts.read(host)?.address
         var gpuNode: Int?
         if let gpu {
             guard gpu.range(of: #"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$"#, options: .regularExpression) != nil else {

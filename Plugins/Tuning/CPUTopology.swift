@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// The kernel's CPU list format ("0-5,12-17"), as sysfs writes it and as libvirt and systemd read it.
 public enum CPUList {
@@ -161,6 +161,6 @@ public struct CPUTopology: Sendable {
     }
 
     static func malformed(_ host: HostView, _ path: String, _ expected: String) -> ProvisionError {
-        ProvisionError(.invalidInput, "not \(expected)", at: SourceLocation(file: host.root.real(path), line: 1, column: 1))
+        ProvisionError(.invalidInput, "not \(expected)", at: SourceLocation(file: host.realPath(path), line: 1, column: 1))
     }
 }

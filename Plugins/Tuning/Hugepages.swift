@@ -1,6 +1,6 @@
 import Foundation
 import ProvisionBootloader
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 import ProvisionLibvirt
 
@@ -170,7 +170,7 @@ public struct Hugepages: StepPlugin {
             let fields = line.split(separator: " ")
             if fields.count >= 2, let value = UInt64(fields[1]) { return value }
         }
-        throw ProvisionError(.invalidInput, "no MemTotal line", at: SourceLocation(file: host.root.real("/proc/meminfo"), line: 1, column: 1))
+        throw ProvisionError(.invalidInput, "no MemTotal line", at: SourceLocation(file: host.realPath("/proc/meminfo"), line: 1, column: 1))
     }
 
     static func describe(_ kib: UInt64) -> String {

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 import ProvisionEdit
 import ProvisionInitrd
 import ProvisionLibvirt
@@ -151,7 +151,7 @@ public struct LookingGlass: StepPlugin {
         guard let original = try host.text(path) else {
             throw ProvisionError(.invalidInput, "\(path) does not exist in the root (is libvirt installed?)", at: options.location(of: "qemu_conf"))
         }
-        var conf = LibvirtConf(original, file: host.root.real(path))
+        var conf = LibvirtConf(original, file: host.realPath(path))
         let existing = try conf.list("cgroup_device_acl")
         var acl = existing ?? QemuConf.defaultACL
         for device in QemuConf.defaultACL + [Self.device] where !acl.contains(device) { acl.append(device) }
@@ -177,16 +177,10 @@ public struct LookingGlass: StepPlugin {
 
     /// The initramfs's rebuild command when it loads kvmfr itself (then it carries the old size).
     static func initramfsRebuild(_ host: HostView) throws -> [String]? {
-        guard let (generator, _) = try? InitrdGenerator.resolve("auto", host: host, at: SourceLocation(file: "", line: 0, column: 0)) else {
+        guard let (generator, _) = try? InitrdGenerators.resolve("auto", host: host, at: SourceLocation(file: "", line: 0, column: 0)) else {
             return nil
         }
-        var configs: [String]
-        switch generator {
-        case .mkinitcpio: configs = ["/etc/mkinitcpio.conf"] + host.list("/etc/mkinitcpio.conf.d").map { "/etc/mkinitcpio.conf.d/\($0)" }
-        case .dracut: configs = ["/etc/dracut.conf"] + host.list("/etc/dracut.conf.d").map { "/etc/dracut.conf.d/\($0)" }
-        case .initramfsTools: configs = ["/etc/initramfs-tools/modules"]
-        }
-        for path in configs {
+        for path in generator.configFiles(host) {
             let text = try host.text(path) ?? ""
             let words = text.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
                 .flatMap { $0.split(whereSeparator: { " \t\"'()=+".contains($0) }) }

@@ -1,4 +1,4 @@
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// The tuning steps: what a passthrough guest wants once it works (pinned cores, huge pages, a
 /// shared-memory framebuffer).

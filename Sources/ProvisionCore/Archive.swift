@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc

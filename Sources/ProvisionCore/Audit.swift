@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
@@ -845,7 +846,7 @@ struct BlameCache {
         let temporary = ".\(name).\(getpid()).tmp"
         let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
-        let written = (try? HostRoot.writeAll(fd, data, what: temporary)) != nil
+        let written = (try? RootWriter.writeAll(fd, data, what: temporary)) != nil
         close(fd)
         if !written || renameat(dir, temporary, dir, name) != 0 { unlinkat(dir, temporary, 0) }
     }

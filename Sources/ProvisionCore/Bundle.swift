@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc

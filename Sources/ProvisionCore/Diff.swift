@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import ProvisionPluginAPI
 
 /// Unified diffs (as `diff -u` and git print them) for plan output, drift refusals and `show`.
 /// The diff itself is libgit2's (git's xdiff): linear in memory, and the same hunks `git log -p`
@@ -188,4 +189,9 @@ public enum Secrets {
         if fields.count == 3 { out += ":" + String(fields[2]) }
         return out
     }
+}
+
+extension FileChange {
+    /// Unified diff plus a line for owner/mode changes.
+    public var diff: String { Diff.describe(path: path, before: before, after: after) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
@@ -65,6 +66,10 @@ public final class Engine {
     public let root: HostRoot
     public let historyPath: String
     public let registry: PluginRegistry
+    let writer: RootWriter
+    /// Where steps' declared inputs come from: the network, this machine's files and the root's
+    /// sysfs by default; tests give data.
+    public var inputs: any InputProvider = FetchInputs()
     /// False reports every handler as skipped (`--no-handlers`).
     public var runHandlers = true
     public var lockTimeout: TimeInterval = 300
@@ -84,13 +89,14 @@ public final class Engine {
         self.root = root
         self.historyPath = try historyPath ?? root.real(root.resolve(Self.defaultHistory))
         self.registry = registry
+        writer = try RootWriter(root)
     }
 
     // MARK: plan and apply
 
     /// `only`: the ids of the steps to run (with the earlier steps whose facts they read).
     public func plan(_ recipe: Recipe, vars: [String: String] = [:], only: [String]? = nil) throws -> Plan {
-        try Planner(root: root, registry: registry).plan(recipe, overrides: vars, only: only, onStep: stepObserver)
+        try Planner(root: root, registry: registry, inputs: inputs).plan(recipe, overrides: vars, only: only, onStep: stepObserver)
     }
 
     private var stepObserver: ((StepResult) -> Void)? {
@@ -105,7 +111,7 @@ public final class Engine {
         let existing = try openHistory(repairing: true)
         let recovered = try existing.flatMap { try recover($0) }
         if let recovered { onEvent?(.recovered(recovered)) }
-        let plan = try Planner(root: root, registry: registry).plan(recipe, overrides: vars, only: only, onStep: stepObserver)
+        let plan = try Planner(root: root, registry: registry, inputs: inputs).plan(recipe, overrides: vars, only: only, onStep: stepObserver)
         onEvent?(.planned(plan))
         // Created only now, so a recipe that fails to plan leaves nothing behind.
         let history = try existing ?? createHistory()
@@ -428,7 +434,7 @@ public final class Engine {
             let current = try root.readState(change.path)
             if current != change.before { try write(FileChange(path: change.path, before: current, after: change.before)) }
         }
-        for directory in outcome.created.reversed() { root.removeDirectoryIfEmpty(directory) }
+        for directory in outcome.created.reversed() { writer.removeDirectoryIfEmpty(directory) }
         _ = HandlerRunner(root: root, enabled: runHandlers).run(work.handlers, changed: Set(work.changes.map(\.path)))
     }
 
@@ -438,7 +444,7 @@ public final class Engine {
     private func perform(_ work: Work, history: HistoryStore, reserve: inout SpaceReserve?) throws -> Outcome {
         let runner = HandlerRunner(root: root, enabled: runHandlers, onEvent: onEvent)
         guard !work.changes.isEmpty else {
-            for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
+            for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { writer.removeDirectoryIfEmpty(directory) }
             return Outcome(handlers: runner.run(work.handlers, changed: [], retry: work.retry), created: [], recorded: [])
         }
         var created: [String] = []
@@ -450,7 +456,7 @@ public final class Engine {
             if let data = change.after.content { _ = try history.repo.writeBlob(data) }
         }
         reserve = try SpaceReserve(
-            root: root, historyPath: history.repo.path, changes: work.changes, commitBytes: commitEstimate(work))
+            writer: writer, historyPath: history.repo.path, changes: work.changes, commitBytes: commitEstimate(work))
         if !work.journalOnDisk {
             let journal = Journal(
                 run: work.run, action: work.action, base: baseCommit.description, paths: work.changes.map(\.path),
@@ -481,7 +487,7 @@ public final class Engine {
                     restoreFailure = restoreFailure ?? error
                 }
             }
-            for directory in created.reversed() { root.removeDirectoryIfEmpty(directory) }
+            for directory in created.reversed() { writer.removeDirectoryIfEmpty(directory) }
             let message = (error as? ProvisionError)?.message ?? "\(error)"
             if let restoreFailure {
                 throw ProvisionError(
@@ -494,7 +500,7 @@ public final class Engine {
             throw ProvisionError(
                 (error as? ProvisionError)?.kind ?? .io, "\(message); the \(written.count) file(s) already written were put back, nothing changed")
         }
-        for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { root.removeDirectoryIfEmpty(directory) }
+        for directory in work.removeDirectories.sorted(by: { $0.count > $1.count }) { writer.removeDirectoryIfEmpty(directory) }
         let entries = runner.run(work.handlers, changed: Set(work.changes.map(\.path)), retry: work.retry)
         // A file its handler re-writes (libvirt writes NAME.xml on `virsh define`) is recorded as
         // the handler left it, so the next run or rollback does not take libvirt's form for a hand edit.
@@ -526,12 +532,12 @@ public final class Engine {
     private func write(_ change: FileChange) throws {
         switch change.after {
         case .absent:
-            try root.remove(change.path)
+            try writer.remove(change.path)
         case .file(let data, let meta):
             if case .file(let old, _) = change.before, old == data {
-                try root.setMeta(change.path, meta)
+                try writer.setMeta(change.path, meta)
             } else {
-                try root.writeAtomically(change.path, content: data, meta: meta)
+                try writer.writeAtomically(change.path, content: data, meta: meta)
             }
         }
     }
@@ -638,7 +644,7 @@ public final class Engine {
             // A blame killed while saving its cache (the cache is derived data: a concurrent blame
             // that loses its temp file just does not save).
             let cache = historyPath + "/provision-cache"
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [] where HostRoot.isTemporaryName(name) {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [] where RootWriter.isTemporaryName(name) {
                 if unlink(cache + "/" + name) == 0 { leftovers.append(cache + "/" + name) }
             }
             let parent = (historyPath as NSString).deletingLastPathComponent
@@ -666,7 +672,7 @@ public final class Engine {
                     directory = (directory as NSString).deletingLastPathComponent
                 }
             }
-            leftovers += root.removeOrphans(in: directories).map(root.real)
+            leftovers += writer.removeOrphans(in: directories).map(root.real)
             // refs/tags/run is not walked (one tag per run): the tag a killed run was writing is
             // that of the tip's run, or of the run before a drift or pre-state commit.
             if let run = tip.record?.run {
@@ -697,7 +703,7 @@ public final class Engine {
     private func createHistory() throws -> HistoryStore {
         let parent = (historyPath as NSString).deletingLastPathComponent
         if historyPath == root.real(try root.resolve(Self.defaultHistory)) {
-            try root.createDirectories(try root.resolve((Self.defaultHistory as NSString).deletingLastPathComponent))
+            try writer.createDirectories(try root.resolve((Self.defaultHistory as NSString).deletingLastPathComponent))
         } else {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 import CSystem
 
@@ -77,6 +78,49 @@ public enum Fetch {
         }
         guard Int(info.st_size) <= maxBytes else {
             throw ProvisionError(.invalidInput, "\(path) is \(info.st_size) bytes, more than the limit of \(maxBytes)")
+        }
+        return try HostRoot.readAll(fd, size: Int(info.st_size), what: path, limit: maxBytes)
+    }
+}
+
+/// The core's fetcher of declared inputs, each with its cap.
+public struct FetchInputs: InputProvider {
+    public init() {}
+
+    public func fetch(_ input: DeclaredInput, root: HostRoot) throws -> Data {
+        switch input.source {
+        case .download(let url, let allowHTTP): return try Fetch.download(url, maxBytes: input.maxBytes, allowHTTP: allowHTTP)
+        case .localFile(let path): return try Fetch.localFile(path, maxBytes: input.maxBytes)
+        case .pciROM(let address): return try Fetch.pciROM(address, root: root, maxBytes: input.maxBytes)
+        }
+    }
+}
+
+extension Fetch {
+    /// A PCI function's option ROM from ROOT/sys. On the live host the kernel hides it until asked:
+    /// write 1 to `rom`, read it, write 0 again (the only sysfs write provision makes, and undone at
+    /// once). In other roots (snapshots) `rom` is read as the file it is there.
+    public static func pciROM(_ address: String, root: HostRoot, maxBytes: Int) throws -> Data {
+        let path = "/sys/bus/pci/devices/\(address)/rom"
+        guard let resolved = try? root.resolve(HostRoot.normalize(path)), root.status(resolved) != nil else {
+            throw ProvisionError(.notFound, "\(address) exposes no ROM (no \(path))")
+        }
+        let writer = try RootWriter(root)
+        /// sysfs attributes take one write(2); no temp files, no renames.
+        func poke(_ value: String) -> Bool {
+            let fd = writer.openBeneath(resolved, O_WRONLY)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            return value.withCString { write(fd, $0, strlen($0)) } > 0
+        }
+        if root.isLiveHost && !poke("1") { throw ProvisionError.io("cannot enable the ROM of", address) }
+        defer { if root.isLiveHost { _ = poke("0") } }
+        let fd = writer.openBeneath(resolved, O_RDONLY | O_NONBLOCK)
+        guard fd >= 0 else { throw ProvisionError.io("cannot read the ROM of", address) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ProvisionError(.invalidInput, "\(path) is not a regular file")
         }
         return try HostRoot.readAll(fd, size: Int(info.st_size), what: path, limit: maxBytes)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
@@ -47,7 +48,7 @@ struct Journal: Codable {
         guard fd >= 0 else { throw ProvisionError.io("cannot write", temp) }
         do {
             defer { close(fd) }
-            try HostRoot.writeAll(fd, data, what: temp)
+            try RootWriter.writeAll(fd, data, what: temp)
             guard Durability.sync(fd) == 0 else { throw ProvisionError.io("cannot sync", temp) }
         } catch {
             unlink(temp)

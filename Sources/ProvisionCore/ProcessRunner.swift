@@ -1,5 +1,6 @@
 import CSystem
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc

@@ -1,91 +1,9 @@
 import Foundation
 import Yams
+import ProvisionPluginAPI
 
-/// A recipe value as written, with where it was written, so errors found later (at plan time,
-/// after interpolation) still point at the right line.
-public struct RecipeNode: Sendable {
-    public enum Kind: Sendable {
-        case scalar(String)
-        case list([RecipeNode])
-        case map([(key: String, keyLocation: SourceLocation, value: RecipeNode)])
-    }
-
-    public var kind: Kind
-    public var location: SourceLocation
-    /// A single- or double-quoted scalar: its text starts a column after `location`.
-    public var quoted = false
-
-    public init(_ kind: Kind, at location: SourceLocation) {
-        self.kind = kind
-        self.location = location
-    }
-
-    /// The variable a scalar is exactly a reference to (`${gpu}` or `${vars.gpu}`), if it is one.
-    var variableReference: String? {
-        guard case .scalar(let text) = kind, let pieces = try? Interpolation.pieces(text, at: location), pieces.count == 1,
-            case .reference(let name) = pieces[0]
-        else { return nil }
-        let parts = name.split(separator: ".").map(String.init)
-        if parts.count == 1, parts[0] != "facts" { return parts[0] }
-        if parts.count == 2, parts[0] == "vars" { return parts[1] }
-        return nil
-    }
-
-    var typeName: String {
-        switch kind {
-        case .scalar: return "a scalar"
-        case .list: return "a list"
-        case .map: return "a mapping"
-        }
-    }
-
-    /// The value with no interpolation: for variable defaults.
-    var literal: Value {
-        switch kind {
-        case .scalar(let text): return .string(text)
-        case .list(let items): return .list(items.map(\.literal))
-        case .map(let entries):
-            return .map(Dictionary(entries.map { ($0.key, $0.value.literal) }, uniquingKeysWith: { _, last in last }))
-        }
-    }
-}
-
-public struct RecipeStep: Sendable {
-    public var id: String
-    public var uses: String
-    public var options: [String: RecipeNode]
-    public var location: SourceLocation
-    /// `when:` as written.
-    public var when: RecipeNode?
-    /// `when:` parsed (see `Condition`): the step runs only if it holds.
-    public var condition: Condition?
-}
-
-/// Where a recipe variable fills a typed option whole (`identical_ids: ${identical_ids}`): a
-/// `--var` value is checked against that option's type before anything is planned.
-public struct VariableUse: Sendable {
-    public var variable: String
-    public var step: String
-    public var option: String
-    public var type: OptionType
-    public var location: SourceLocation
-}
-
-/// A parsed, validated recipe. Loading checks everything that can be checked without the host:
-/// keys, step kinds, option names and types, variable references.
-public struct Recipe: Sendable {
-    public var path: String
-    public var name: String
-    public var description: String?
-    public var vars: [String: Value]
-    public var varOrder: [String]
-    public var steps: [RecipeStep]
-    /// Every option a variable fills whole, in recipe order.
-    public var variableUses: [VariableUse] = []
-    /// SHA-256 of the recipe's bytes, and its absolute path when it was read from a file.
-    public var sha256: String? = nil
-    public var absolutePath: String? = nil
-
+/// Loading: the YAML text to a checked `Recipe`.
+extension Recipe {
     /// Recipes are small; anything larger is refused before it is parsed.
     public static let maxBytes = 1 << 20
 
@@ -206,29 +124,6 @@ public struct Recipe: Sendable {
         return recipe
     }
 
-    /// The errors of one pass, reported together: the first with the others attached.
-    struct Problems {
-        var found: [ProvisionError] = []
-
-        mutating func add(_ error: ProvisionError) { found.append(contentsOf: error.all) }
-
-        mutating func collect(_ body: () throws -> Void) {
-            do {
-                try body()
-            } catch let error as ProvisionError {
-                add(error)
-            } catch {
-                add(ProvisionError(.invalidInput, "\(error)"))
-            }
-        }
-
-        func throwIfAny() throws {
-            guard var first = found.first else { return }
-            first.others = Array(found.dropFirst())
-            throw first
-        }
-    }
-
     /// One step, or nil when it has errors (added to `problems`, all of them).
     private static func parseStep(
         _ node: RecipeNode, index: Int, registry: PluginRegistry, vars: Set<String>, _ problems: inout Problems
@@ -243,6 +138,7 @@ public struct Recipe: Sendable {
         var with: RecipeNode?
         var when: RecipeNode?
         var condition: Condition?
+        var timeout: Int?
         for (key, keyLocation, value) in entries {
             problems.collect {
                 switch key {
@@ -258,8 +154,14 @@ public struct Recipe: Sendable {
                     let text = try value.scalarString("when")
                     when = value
                     condition = try Condition.parse(text, at: value.location, quoted: value.quoted, vars: vars)
+                case "timeout":
+                    guard let seconds = Int(try value.scalarString("timeout")), (1...3600).contains(seconds) else {
+                        throw ProvisionError(.invalidInput, "timeout must be a number of seconds from 1 to 3600", at: value.location)
+                    }
+                    timeout = seconds
                 default:
-                    throw ProvisionError(.invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with, when)", at: keyLocation)
+                    throw ProvisionError(
+                        .invalidInput, "unknown key \"\(key)\" in a step (a step has uses, id, with, when, timeout)", at: keyLocation)
                 }
             }
         }
@@ -307,8 +209,8 @@ public struct Recipe: Sendable {
             problems.add(ProvisionError(.invalidInput, "\(kind) needs option \"\(spec.name)\"", at: node.location))
         }
         guard problems.found.count == before else { return nil }
-        var step = RecipeStep(id: stepID, uses: kind, options: options, location: node.location, when: when)
-        step.condition = condition
+        let step = RecipeStep(
+            id: stepID, uses: kind, options: options, location: node.location, when: when, condition: condition, timeout: timeout)
         return (step, variableUses)
     }
 }

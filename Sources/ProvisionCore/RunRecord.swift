@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 /// What one commit in history records about itself, stored as `.provision/run.json` in its tree
 /// (overwritten by each commit, so reading the tip stays O(1) however long history grows).

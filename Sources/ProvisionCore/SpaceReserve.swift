@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 #if canImport(Glibc)
 import Glibc
@@ -11,13 +12,14 @@ import Glibc
 struct SpaceReserve {
     private var history: String?
     private var host: [(directory: String, name: String)] = []
-    private let root: HostRoot
+    private let writer: RootWriter
+    private var root: HostRoot { writer.root }
 
     /// The history's share, `commitBytes`, is what the run commit writes (its trees, records and
     /// metadata, each a file of at least one block); each file system the run writes to also keeps
     /// room to put back the largest file the run replaces there (one file is put back at a time).
-    init(root: HostRoot, historyPath: String, changes: [FileChange], commitBytes: Int) throws {
-        self.root = root
+    init(writer: RootWriter, historyPath: String, changes: [FileChange], commitBytes: Int) throws {
+        self.writer = writer
         var needs: [UInt64: Int] = [:]
         var hostDirectory: [UInt64: String] = [:]
         var info = stat()
@@ -44,9 +46,9 @@ struct SpaceReserve {
                     defer { close(fd) }
                     try Self.fill(fd, bytes, where: historyPath)
                 } else if let directory = hostDirectory[device] {
-                    let dirFD = try root.openDirectory(directory)
+                    let dirFD = try writer.openDirectory(directory)
                     defer { close(dirFD) }
-                    let (fd, name) = try HostRoot.createTemporary(in: dirFD, named: "provision-reserve", what: directory)
+                    let (fd, name) = try RootWriter.createTemporary(in: dirFD, named: "provision-reserve", what: directory)
                     host.append((directory, name))
                     defer { close(fd) }
                     try Self.fill(fd, bytes, where: root.real(directory))
@@ -74,7 +76,7 @@ struct SpaceReserve {
         var written = 0
         while written < bytes {
             do {
-                try HostRoot.writeAll(fd, zeros.prefix(min(zeros.count, bytes - written)), what: place)
+                try RootWriter.writeAll(fd, zeros.prefix(min(zeros.count, bytes - written)), what: place)
             } catch {
                 throw ProvisionError(.io, "not enough free space in \(place) to run and record this run; nothing was changed")
             }
@@ -90,7 +92,7 @@ struct SpaceReserve {
             self.history = nil
         }
         for (directory, name) in host {
-            if let dirFD = try? root.openDirectory(directory) {
+            if let dirFD = try? writer.openDirectory(directory) {
                 unlinkat(dirFD, name, 0)
                 close(dirFD)
             }

@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionPluginAPI
 
 /// Finds the first YAML anchor (`&name`) or alias (`*name`) in a text without parsing it, so a
 /// recipe can be refused before Yams expands aliases: Yams' composer hands back the anchored node

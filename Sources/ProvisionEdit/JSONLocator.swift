@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// Finds a value inside a JSON document by key path and reports its byte span, so one array can be
 /// rewritten while the rest of the file (key order, spacing) stays exactly as its owner wrote it.

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// A kernel command line as an ordered list of tokens. `key=value` tokens are replaced by key
 /// (keys compare with `-` and `_` as equal, as the kernel does), flags are added once, and keys

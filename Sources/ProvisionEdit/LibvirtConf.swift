@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// libvirt's own config format (qemu.conf, libvirtd.conf): `name = value` with strings, numbers and
 /// `[ … ]` lists that may span lines, `#` comments. Edits replace one setting's value in place, or

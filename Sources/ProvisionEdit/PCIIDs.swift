@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// PCI vendor:device ids as users write them ("10de:1b80", or several joined by commas).
 public enum PCIIDs {
@@ -14,12 +14,10 @@ public enum PCIIDs {
         }
     }
 
-    /// The ids from an option, else from `facts.gpu.ids` (set by device selection), else nil.
-    public static func from(_ options: StepOptions, option: String, facts: Value) throws -> [String]? {
+    /// The ids from an option, else `fallback` (the selected GPU's, `facts.gpu.ids`), else nil.
+    public static func from(_ options: StepOptions, option: String, fallback: [String]?) throws -> [String]? {
         if let given = try options.stringList(option) { return try parse(given, options: options, option: option) }
-        if case .list(let items)? = facts.lookup(["gpu", "ids"]) {
-            return try parse(items.compactMap(\.scalarText), options: options, option: option)
-        }
+        if let fallback { return try parse(fallback, options: options, option: option) }
         return nil
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// A bash array assignment (`NAME=(a "b" 'c')`) found in a sourced config file such as
 /// mkinitcpio.conf: its elements with their exact source spans, so an edit can insert and remove

@@ -1,5 +1,5 @@
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// One `NAME=value` line in a file that sh sources (/etc/default/grub). Only values that can be
 /// read without running a shell are editable: double-quoted, single-quoted or bare, with no `$`,

@@ -1,6 +1,6 @@
 import CXML2
 import Foundation
-import ProvisionCore
+import ProvisionPluginAPI
 
 /// An XML file edited as text. libxml2 decides whether the text is XML at all (strict: no
 /// recovery, no network, no entities, no DOCTYPE); the edits then splice the original bytes, so every

@@ -128,14 +128,14 @@ public struct Verifier {
     func initramfs(_ expected: Expectations) -> Check {
         let inventory = KernelInventory.read(host)
         guard !inventory.kernels.isEmpty else { return Check(name: "initramfs", status: .skip, detail: "no kernels in /lib/modules") }
-        let generator = try? InitrdGenerator.resolve("auto", host: host, at: SourceLocation(file: "verify", line: 1, column: 1)).0
+        let generator = try? InitrdGenerators.resolve("auto", host: host, at: SourceLocation(file: "verify", line: 1, column: 1)).0
         var problems: [String] = []
         var checked: [String] = []
         var skipped: [String] = []
         for kernel in inventory.kernels {
             let release = kernel.version.release
             let wanted = expected.modules.filter { !kernel.builtin.contains(ModuleName.normalized($0)) }
-            guard let image = imagePath(release) else {
+            guard let image = imagePath(release, preferring: generator) else {
                 problems.append("no initramfs image for \(release)")
                 continue
             }
@@ -167,16 +167,11 @@ public struct Verifier {
                 + (skipped.isEmpty ? "" : "; not checked: \(skipped.joined(separator: "; "))"))
     }
 
-    /// The image the boot loader loads for a kernel, by each family's naming.
-    func imagePath(_ release: String) -> String? {
-        var candidates = ["/boot/initrd.img-\(release)", "/boot/initramfs-\(release).img"]
-        if let base = (try? host.text("/lib/modules/\(release)/pkgbase"))??.trimmingCharacters(in: .whitespacesAndNewlines) {
-            candidates.append("/boot/initramfs-\(base).img")
-        }
-        if let machineID = (try? host.text("/etc/machine-id"))??.trimmingCharacters(in: .whitespacesAndNewlines), !machineID.isEmpty {
-            for esp in ["/boot", "/boot/efi", "/efi"] { candidates.append("\(esp)/\(machineID)/\(release)/initrd") }
-        }
-        return candidates.first { host.exists($0) }
+    /// The image the boot loader loads for a kernel: by the naming of the root's generator first,
+    /// then of every other generator (an image left by a previous one still boots).
+    func imagePath(_ release: String, preferring generator: (any InitrdGenerator)?) -> String? {
+        let ordered = (generator.map { [$0] } ?? []) + initrdGenerators.filter { $0.name != generator?.name }
+        return ordered.flatMap { $0.imageNames(release: release, host: host) }.first { host.exists($0) }
     }
 
     /// "usr/lib/modules/6.1.0-18-amd64/kernel/drivers/vfio/pci/vfio-pci.ko.xz" -> vfio_pci. The
@@ -194,11 +189,9 @@ public struct Verifier {
 struct ImageLister {
     let root: HostRoot
 
-    static let tools: [InitrdGenerator: String] = [.initramfsTools: "lsinitramfs", .dracut: "lsinitrd", .mkinitcpio: "lsinitcpio"]
-
-    func list(_ image: String, preferring generator: InitrdGenerator?) -> Result<[Substring], ListingError> {
-        var names = Array(Self.tools.values).sorted()
-        if let generator, let preferred = Self.tools[generator] { names = [preferred] + names.filter { $0 != preferred } }
+    func list(_ image: String, preferring generator: (any InitrdGenerator)?) -> Result<[Substring], ListingError> {
+        var names = initrdGenerators.map(\.listingTool).sorted()
+        if let preferred = generator?.listingTool { names = [preferred] + names.filter { $0 != preferred } }
         var argv: [String]?
         for name in names {
             if let tool = Tools.onHost(name) {

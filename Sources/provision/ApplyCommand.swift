@@ -19,6 +19,7 @@ struct ApplyCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var variables: VariableOptions
     @OptionGroup var selection: StepSelection
+    @OptionGroup var plugins: PluginOptions
     @Flag(name: .customLong("no-handlers"), help: "Write files but skip (and report) every handler.")
     var noHandlers = false
     @Flag(name: .long, help: "Change nothing: show what apply would do (the same as plan; exit 2 when there are changes).")
@@ -28,15 +29,17 @@ struct ApplyCommand: ParsableCommand {
 
     func run() throws {
         if check {
-            try PlanCommand.plan(recipe: recipe, global: global, variables: variables, selection: selection, detailedExitcode: true)
+            try PlanCommand.plan(
+                recipe: recipe, global: global, variables: variables, selection: selection, plugins: plugins, detailedExitcode: true)
             return
         }
         var loaded: Recipe?
         let console = global.console
         try runReporting(console, recipe: { loaded }) {
-            let engine = try global.engine()
+            let registry = plugins.catalog().registry
+            let engine = try global.engine(registry: registry)
             engine.runHandlers = !noHandlers
-            let recipe = try Recipe.load(path: self.recipe, registry: builtinRegistry)
+            let recipe = try Recipe.load(path: self.recipe, registry: registry)
             loaded = recipe
             let vars = try variables.parsed()
             let printer = RunPrinter(console: console, recipe: recipe)

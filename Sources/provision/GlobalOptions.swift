@@ -23,13 +23,28 @@ struct GlobalOptions: ParsableArguments {
 
     var console: Console { Console(display, json: json) }
 
-    func engine() throws -> Engine {
-        let engine = try Engine(root: try HostRoot(root), historyPath: history, registry: builtinRegistry)
+    func engine(registry: PluginRegistry = builtinRegistry) throws -> Engine {
+        let engine = try Engine(root: try HostRoot(root), historyPath: history, registry: registry)
         engine.lockTimeout = lockTimeout
         let console = console
         engine.onWait = { console.err("provision: \($0)\n") }
         engine.onRepair = { console.err("provision: \($0)\n") }
         return engine
+    }
+}
+
+/// `--plugin-dir DIR`, repeatable: where external plugins are looked for first.
+struct PluginOptions: ParsableArguments {
+    @Option(
+        name: .customLong("plugin-dir"),
+        help: ArgumentHelp(
+            "Look for external plugins (provision-step-KIND) here first; then in $PROVISION_PLUGIN_PATH, /etc/provision/plugins, /usr/lib/provision/plugins.",
+            valueName: "dir"))
+    var directories: [String] = []
+
+    /// The built-ins and the external plugins found on the path.
+    func catalog() -> PluginCatalog {
+        PluginCatalog.load(builtins: builtinRegistry, searchPath: PluginCatalog.searchPath(pluginDirs: directories))
     }
 }
 

@@ -18,23 +18,27 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var variables: VariableOptions
     @OptionGroup var selection: StepSelection
+    @OptionGroup var plugins: PluginOptions
     @Flag(name: .customLong("detailed-exitcode"), help: "Exit 2 when there are changes to apply.")
     var detailedExitcode = false
 
     func run() throws {
-        try Self.plan(recipe: recipe, global: global, variables: variables, selection: selection, detailedExitcode: detailedExitcode)
+        try Self.plan(
+            recipe: recipe, global: global, variables: variables, selection: selection, plugins: plugins, detailedExitcode: detailedExitcode)
     }
 
     /// `plan`, and `apply --check`.
     static func plan(
-        recipe path: String, global: GlobalOptions, variables: VariableOptions, selection: StepSelection, detailedExitcode: Bool
+        recipe path: String, global: GlobalOptions, variables: VariableOptions, selection: StepSelection, plugins: PluginOptions,
+        detailedExitcode: Bool
     ) throws {
         var pending = false
         var loaded: Recipe?
         let console = global.console
         try runReporting(console, recipe: { loaded }) {
-            let engine = try global.engine()
-            let recipe = try Recipe.load(path: path, registry: builtinRegistry)
+            let registry = plugins.catalog().registry
+            let engine = try global.engine(registry: registry)
+            let recipe = try Recipe.load(path: path, registry: registry)
             loaded = recipe
             let vars = try variables.parsed()
             let printer = RunPrinter(console: console, recipe: recipe)

@@ -48,7 +48,7 @@ struct Provision: ParsableCommand {
         subcommands: [
             PlanCommand.self, ApplyCommand.self, RollbackCommand.self, HistoryCommand.self, ShowCommand.self, DiffCommand.self,
             BlameCommand.self, StatusCommand.self, ExportCommand.self, DevicesCommand.self, VerifyCommand.self, RomCommand.self,
-            PluginsCommand.self, FleetCommand.self,
+            PluginsCommand.self, PluginCommand.self, FleetCommand.self,
         ])
 }
 

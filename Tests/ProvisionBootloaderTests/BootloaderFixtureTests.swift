@@ -82,3 +82,23 @@ import Testing
         #expect(error.description.contains("nested deeper than 256 levels"))
     }
 }
+
+/// The boot loaders and initramfs generators are tables: the choices, the detection order and the
+/// help text all come from them.
+@Suite struct AdapterTableTests {
+    @Test func choicesAndHelpComeFromTheTables() throws {
+        let bootloader = try #require(KernelCmdline().options.first { $0.name == "bootloader" })
+        #expect("\(bootloader.type)" == (["auto"] + bootLoaders.map(\.name)).joined(separator: "|"))
+        #expect(bootLoaders.map(\.name) == ["kernelstub", "bls", "systemd-boot", "limine", "grub"])
+        #expect(KernelCmdline().summary == "Add or remove kernel parameters in the boot loader the root uses (kernelstub, BLS, systemd-boot, Limine, GRUB).")
+        let generator = try #require(InitrdModules().options.first { $0.name == "generator" })
+        #expect("\(generator.type)" == "auto|mkinitcpio|dracut|initramfs-tools")
+        #expect(initrdGenerators.map(\.listingTool) == ["lsinitcpio", "lsinitrd", "lsinitramfs"])
+    }
+
+    @Test func aStepKindRegisteredTwiceIsFound() {
+        let plugins: [any StepPlugin] = bootloaderSteps + initrdSteps
+        #expect(PluginRegistry.duplicateKinds(plugins).isEmpty)
+        #expect(PluginRegistry.duplicateKinds(plugins + [KernelCmdline()]) == ["kernel.cmdline"])
+    }
+}

@@ -118,7 +118,7 @@ struct NormalisedFile: StepPlugin {
             files: [DesiredFile(path: "/etc/app.xml", state: .present(Data("new\n".utf8)))],
             handlers: [
                 HandlerAction(
-                    argv: ["sh", "-c", script, "sh", step.host.root.real("/etc/app.xml")], notifiedBy: ["/etc/app.xml"], onHost: true,
+                    argv: ["sh", "-c", script, "sh", step.host.realPath("/etc/app.xml")], notifiedBy: ["/etc/app.xml"], onHost: true,
                     rewrites: ["/etc/app.xml"])
             ])
     }

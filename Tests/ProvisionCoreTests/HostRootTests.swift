@@ -53,7 +53,7 @@ import Testing
         let attribute = setxattr(temp.real("/etc/conf"), "user.provision-test", "kept", 4, 0) == 0
         let root = try HostRoot(temp.path)
         let state = try root.readState("/etc/conf")
-        try root.writeAtomically("/etc/conf", content: Data("new\n".utf8), meta: state.meta!)
+        try RootWriter(root).writeAtomically("/etc/conf", content: Data("new\n".utf8), meta: state.meta!)
         #expect(temp.read("/etc/conf") == "new\n")
         var info = stat()
         stat(temp.real("/etc/conf"), &info)

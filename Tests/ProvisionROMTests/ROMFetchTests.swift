@@ -69,6 +69,26 @@ final class LoopbackServer: @unchecked Sendable {
         server = try LoopbackServer(serving: files.path)
     }
 
+    /// A download is a declared input: handed over as data, no server, no socket; the core checks
+    /// the pin and the plugin the ROM exactly as for a real download.
+    @Test func aURLSourceGivenAsDataNeedsNoServer() throws {
+        let temp = try TempRoot(copying: "arch")
+        let engine = try Engine(root: HostRoot(temp.path), registry: Self.registry)
+        let url = "https://vendor.example/roms/vbios.rom"
+        engine.inputs = DataInputs([url: ipxeBytes])
+        let text = String(decoding: try JSONEncoder.sorted.encode(
+            Value.map(["name": .string("rom"), "steps": .list([.map(["id": .string("rom"), "uses": .string("rom.fetch"), "with": .map([
+                "url": .string(url), "sha256": .string(ipxeHash), "ids": .list([.string("1af4:1041")]),
+            ])])])])), as: UTF8.self)
+        let report = try engine.apply(try Recipe.parse(text, file: "rom.json", registry: Self.registry))
+        let installed = try #require(report.changes.first?.path)
+        #expect(installed.hasPrefix("/var/lib/provision/roms/1af4-1041-"))
+        #expect(FileManager.default.contents(atPath: temp.real(installed)) == ipxeBytes)
+        engine.inputs = DataInputs([url: ipxeBytes + Data([0])])
+        let error = try #require(throws: ProvisionError.self) { _ = try engine.plan(try Recipe.parse(text, file: "rom.json", registry: Self.registry)) }
+        #expect(error.description.contains("not the pinned \(ipxeHash)"), "\(error)")
+    }
+
     /// Applies one rom.fetch step with these options to a fresh root.
     func apply(_ options: [String: Value], root: TempRoot? = nil) throws -> (TempRoot, RunReport) {
         let temp = try root ?? TempRoot(copying: "arch")

@@ -136,6 +136,8 @@ public enum CLI {
             self.err = err
         }
 
+        public var pid: pid_t { process.processIdentifier }
+
         public func wait() -> Result {
             process.waitUntilExit()
             defer {

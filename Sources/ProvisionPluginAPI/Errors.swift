@@ -89,7 +89,12 @@ public struct ProvisionError: Error, Sendable, CustomStringConvertible {
     /// 3 for drift and conflicts (the contract in DESIGN.md), 1 for everything else.
     public var exitCode: Int32 { kind == .drift ? 3 : 1 }
 
-    static func io(_ what: String, _ path: String, errno code: Int32 = errno) -> ProvisionError {
+    /// A file a step needs is not in the root: one kind (`not-found`) and one wording everywhere.
+    public static func missing(_ path: String, _ hint: String? = nil, at location: SourceLocation? = nil) -> ProvisionError {
+        ProvisionError(.notFound, "\(path) does not exist in the root" + (hint.map { " (\($0))" } ?? ""), at: location)
+    }
+
+    package static func io(_ what: String, _ path: String, errno code: Int32 = errno) -> ProvisionError {
         ProvisionError(.io, "\(what) \(path): \(String(cString: strerror(code)))")
     }
 }

@@ -8,7 +8,7 @@ public enum Interpolation {
         case reference(String)
     }
 
-    static func isIdentifier(_ text: String) -> Bool {
+    package static func isIdentifier(_ text: String) -> Bool {
         guard let first = text.first, first.isLetter || first == "_" else { return false }
         return text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
     }
@@ -45,7 +45,7 @@ public enum Interpolation {
     }
 
     /// Load-time check: every reference that is not a fact names a declared variable.
-    static func checkReferences(in node: RecipeNode, vars: Set<String>) throws {
+    package static func checkReferences(in node: RecipeNode, vars: Set<String>) throws {
         switch node.kind {
         case .scalar(let text):
             for case .reference(let name) in try pieces(text, at: node.location) {

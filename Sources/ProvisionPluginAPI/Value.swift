@@ -65,6 +65,61 @@ public indirect enum Value: Sendable, Hashable, Codable, CustomStringConvertible
     }
 }
 
+/// A fact one step exports for later ones: a Codable type in the exporting module, written under
+/// `facts.<key>` (so recipes still reach it as `${facts.gpu.ids}`) and read back with
+/// `HostView.fact(_:)`.
+public protocol StepFact: Codable, Sendable {
+    static var key: String { get }
+}
+
+extension StepFact {
+    /// The fact as it goes into `StepPlan.exports`.
+    public var export: [String: Value] {
+        get throws { [Self.key: try Value(encoding: self)] }
+    }
+}
+
+extension Value {
+    /// Any Encodable as a value (through its JSON form).
+    public init<T: Encodable>(encoding value: T) throws {
+        self = try JSONDecoder().decode(Value.self, from: JSONEncoder().encode(value))
+    }
+
+    /// The value decoded as a Decodable type (through its JSON form).
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: JSONEncoder().encode(self))
+    }
+
+    /// A decoding failure in words: which field, and what was wrong with it.
+    public static func describe(_ error: Error) -> String {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? "." + $0.stringValue }.joined().drop { $0 == "." }.description
+        }
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            let field = path(context.codingPath + [key])
+            return "field \"\(field)\" is missing"
+        case DecodingError.typeMismatch(let type, let context), DecodingError.valueNotFound(let type, let context):
+            return "field \"\(path(context.codingPath))\" is not a \(Self.name(of: type))"
+        case DecodingError.dataCorrupted(let context):
+            return "field \"\(path(context.codingPath))\": \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+
+    private static func name(of type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "string"
+        case is Int.Type: return "integer"
+        case is Bool.Type: return "boolean"
+        case is [Any].Type: return "list"
+        case is [String: Any].Type: return "mapping"
+        default: return "\(type)"
+        }
+    }
+}
+
 extension JSONEncoder {
     /// Stable, diff-friendly JSON for history and `--json` output.
     public static var sorted: JSONEncoder {

@@ -1,19 +1,18 @@
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The read-only view plugins plan against: the host as it is, overlaid with the changes that
 /// earlier steps of the same run have planned. Paths are host paths ("/etc/default/grub").
 public final class HostView {
-    public let root: HostRoot
+    /// Not for plugins: reading the root past the overlay would plan against a stale host.
+    let root: HostRoot
     /// Facts gathered from the root, plus what earlier steps exported.
     public private(set) var facts: Value
+    /// Which step exported each top-level fact ("select-gpu (gpu.select)"), for errors.
+    private var exporters: [String: String] = [:]
     private var overlay: [String: FileState] = [:]
     private var cache: [String: FileState] = [:]
 
-    init(root: HostRoot, facts: Value) {
+    public init(root: HostRoot, facts: Value) {
         self.root = root
         self.facts = facts
     }
@@ -24,6 +23,10 @@ public final class HostView {
     }
 
     public var isLiveHost: Bool { root.isLiveHost }
+
+    /// Where a host path is on this machine: for handlers that run on the host (`virsh define`
+    /// takes the real file) and for messages.
+    public func realPath(_ hostPath: String) -> String { root.real(hostPath) }
 
     /// The state of a path, symlinks resolved inside the root.
     public func file(_ path: String) throws -> FileState {
@@ -46,32 +49,6 @@ public final class HostView {
     public func entryExists(_ path: String) -> Bool {
         guard let resolved = try? root.resolve(HostRoot.normalize(path)) else { return false }
         return root.status(resolved) != nil
-    }
-
-    /// A PCI function's option ROM from ROOT/sys. On the live host the kernel hides it until asked:
-    /// write 1 to `rom`, read it, write 0 again (the only sysfs write provision makes, and undone at
-    /// once). In other roots (snapshots) `rom` is read as the file it is there.
-    public func pciROM(_ address: String, maxBytes: Int) throws -> Data {
-        let path = "/sys/bus/pci/devices/\(address)/rom"
-        guard entryExists(path) else { throw ProvisionError(.notFound, "\(address) exposes no ROM (no \(path))") }
-        let resolved = try root.resolve(path)
-        /// sysfs attributes take one write(2); no temp files, no renames.
-        func poke(_ value: String) -> Bool {
-            let fd = root.openBeneath(resolved, O_WRONLY)
-            guard fd >= 0 else { return false }
-            defer { close(fd) }
-            return value.withCString { write(fd, $0, strlen($0)) } > 0
-        }
-        if isLiveHost && !poke("1") { throw ProvisionError.io("cannot enable the ROM of", address) }
-        defer { if isLiveHost { _ = poke("0") } }
-        let fd = root.openBeneath(resolved, O_RDONLY | O_NONBLOCK)
-        guard fd >= 0 else { throw ProvisionError.io("cannot read the ROM of", address) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw ProvisionError(.invalidInput, "\(path) is not a regular file")
-        }
-        return try HostRoot.readAll(fd, size: Int(info.st_size), what: path, limit: maxBytes)
     }
 
     /// The last component of a symlink's target ("nvidia" for …/drivers/nvidia), or nil.
@@ -154,12 +131,29 @@ public final class HostView {
         let view = HostView(root: root, facts: facts)
         view.overlay = overlay
         view.cache = cache
+        view.exporters = exporters
         return view
     }
 
-    func export(_ values: [String: Value]) {
+    func export(_ values: [String: Value], by step: String) {
         guard case .map(var entries) = facts else { return }
-        for (key, value) in values { entries[key] = value }
+        for (key, value) in values {
+            entries[key] = value
+            exporters[key] = step
+        }
         facts = .map(entries)
+    }
+
+    /// The fact an earlier step exported, decoded into the exporting module's type; nil when no
+    /// step exported it. A missing field or one of the wrong type is an error naming the step that
+    /// exported it, never a silent default.
+    public func fact<F: StepFact>(_ type: F.Type) throws -> F? {
+        guard let value = facts.lookup([Substring(F.key)]) else { return nil }
+        do {
+            return try value.decode(F.self)
+        } catch {
+            let source = exporters[F.key].map { "step \($0)" } ?? "the root's facts"
+            throw ProvisionError(.invalidInput, "facts.\(F.key) exported by \(source) is not a \(F.self): \(Value.describe(error))")
+        }
     }
 }

@@ -17,8 +17,11 @@ public struct FileChange: Sendable {
         }
     }
 
-    /// Unified diff plus a line for owner/mode changes.
-    public var diff: String { Diff.describe(path: path, before: before, after: after) }
+    public init(path: String, before: FileState, after: FileState) {
+        self.path = path
+        self.before = before
+        self.after = after
+    }
 }
 
 public enum StepStatus: String, Sendable, Codable { case ok, changed, skipped, failed }
@@ -69,10 +72,13 @@ public struct Plan: Sendable {
 public struct Planner: Sendable {
     public let root: HostRoot
     public let registry: PluginRegistry
+    /// Where declared inputs come from (the core passes its fetcher; tests pass data).
+    public let inputs: any InputProvider
 
-    public init(root: HostRoot, registry: PluginRegistry) {
+    public init(root: HostRoot, registry: PluginRegistry, inputs: any InputProvider = NoInputs()) {
         self.root = root
         self.registry = registry
+        self.inputs = inputs
     }
 
     /// `--var K=V` values applied over the recipe's defaults. Unknown names are an error, and so
@@ -123,6 +129,7 @@ public struct Planner: Sendable {
     ) throws -> Plan {
         let vars = try Self.resolveVars(recipe, overrides: overrides)
         let facts = try Facts.gather(root)
+        let fetched = FetchedInputs()
         var selected: Set<String>? = nil
         if let only {
             let known = recipe.steps.map(\.id)
@@ -132,21 +139,24 @@ public struct Planner: Sendable {
                     .invalidInput,
                     "recipe \(recipe.path) has no step \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) (its steps: \(known.joined(separator: ", ")))")
             }
-            selected = try dependencies(of: Set(only), recipe: recipe, vars: vars, facts: facts)
+            selected = try dependencies(of: Set(only), recipe: recipe, vars: vars, facts: facts, fetched: fetched)
         }
-        return try plan(recipe, vars: vars, facts: facts, selected: selected, requested: Set(only ?? []), onStep: onStep)
+        return try plan(
+            recipe, vars: vars, facts: facts, selected: selected, requested: Set(only ?? []), fetched: fetched, onStep: onStep)
     }
 
     /// The selected steps and, transitively, every earlier step whose exports change what one of
     /// them plans: each is planned again with those exports withheld, and differs (or fails).
-    func dependencies(of requested: Set<String>, recipe: Recipe, vars: [String: Value], facts: Value) throws -> Set<String> {
+    func dependencies(
+        of requested: Set<String>, recipe: Recipe, vars: [String: Value], facts: Value, fetched: FetchedInputs
+    ) throws -> Set<String> {
         var views: [HostView] = []
         var digests: [String?] = []
         var exported: [[String: Value]] = []
         let view = HostView(root: root, facts: facts)
         for step in recipe.steps {
             views.append(view.copy(facts: view.facts))
-            let outcome = try? planStep(step, recipe: recipe, vars: vars, view: view)
+            let outcome = try? planStep(step, recipe: recipe, vars: vars, view: view, fetched: fetched)
             digests.append(outcome.map { Self.digest($0.plan) })
             exported.append(outcome?.plan.exports ?? [:])
             if let outcome, outcome.skipped == nil {
@@ -169,7 +179,7 @@ public struct Planner: Sendable {
                 guard !needed.contains(candidate), case .map(var entries) = views[index].facts else { continue }
                 for key in exported[earlier].keys { entries[key] = facts.lookup([Substring(key)]) }
                 let withheld = views[index].copy(facts: .map(entries))
-                let again = try? planStep(step, recipe: recipe, vars: vars, view: withheld)
+                let again = try? planStep(step, recipe: recipe, vars: vars, view: withheld, fetched: fetched)
                 if again.map({ Self.digest($0.plan) }) != digests[index] {
                     needed.insert(candidate)
                     queue.append(earlier)
@@ -201,9 +211,15 @@ public struct Planner: Sendable {
         var skipped: String?
     }
 
-    /// One step against the view: its `when:`, then the plugin. Errors name the step; a fix a
-    /// plugin offers is put in the recipe's own terms.
-    func planStep(_ step: RecipeStep, recipe: Recipe, vars: [String: Value], view: HostView) throws -> PlannedStep {
+    /// Declared inputs fetched during one `plan`, so planning a step again (`--step`'s
+    /// dependencies) does not download or read them twice.
+    final class FetchedInputs {
+        var data: [DeclaredInput: Data] = [:]
+    }
+
+    /// One step against the view: its `when:`, then the inputs it declares (fetched by `inputs`),
+    /// then the plugin. Errors name the step; a fix a plugin offers is put in the recipe's own terms.
+    func planStep(_ step: RecipeStep, recipe: Recipe, vars: [String: Value], view: HostView, fetched: FetchedInputs) throws -> PlannedStep {
         guard let plugin = registry.plugin(step.uses) else {
             throw ProvisionError(.invalidInput, "unknown step kind \"\(step.uses)\"", at: step.location)
         }
@@ -218,7 +234,22 @@ public struct Planner: Sendable {
         }
         let options = StepOptions(values: step.options, specs: plugin.options, context: context, stepLocation: step.location)
         do {
-            return PlannedStep(plan: try plugin.plan(StepContext(id: step.id, options: options, host: view)), skipped: nil)
+            var given: [DeclaredInput: Data] = [:]
+            for input in try plugin.inputs(StepContext(id: step.id, options: options, host: view)) where given[input] == nil {
+                if let data = fetched.data[input] {
+                    given[input] = data
+                    continue
+                }
+                do {
+                    given[input] = try inputs.fetch(input, root: root)
+                    fetched.data[input] = given[input]
+                } catch var error as ProvisionError where error.location == nil {
+                    error.location = options.location(of: input.option)
+                    throw error
+                }
+            }
+            let context = StepContext(id: step.id, options: options, host: view, inputs: given, timeout: step.timeout)
+            return PlannedStep(plan: try plugin.plan(context), skipped: nil)
         } catch var error as ProvisionError {
             error.step = step.id
             if error.location == nil || error.location == step.location {
@@ -265,12 +296,12 @@ public struct Planner: Sendable {
             let resolved = try root.resolve(try HostRoot.normalize(desired.path, at: step.location))
             view.stage(resolved, try Self.target(of: desired.state, current: try view.state(resolved: resolved)))
         }
-        view.export(plan.exports)
+        view.export(plan.exports, by: "\(step.id) (\(step.uses))")
     }
 
     func plan(
         _ recipe: Recipe, vars: [String: Value], facts: Value, selected: Set<String>?, requested: Set<String>,
-        onStep: ((StepResult) -> Void)?
+        fetched: FetchedInputs, onStep: ((StepResult) -> Void)?
     ) throws -> Plan {
         let view = HostView(root: root, facts: facts)
         var results: [StepResult] = []
@@ -286,7 +317,7 @@ public struct Planner: Sendable {
             if let selected, !selected.contains(step.id) {
                 skipReason = "not selected (--step)"
             } else {
-                let planned = try planStep(step, recipe: recipe, vars: vars, view: view)
+                let planned = try planStep(step, recipe: recipe, vars: vars, view: view, fetched: fetched)
                 skipReason = planned.skipped
                 stepPlan = planned.plan
             }
@@ -331,7 +362,7 @@ public struct Planner: Sendable {
                 return tagged
             }
             notices += stepNotices
-            view.export(stepPlan.exports)
+            view.export(stepPlan.exports, by: "\(step.id) (\(step.uses))")
             exports.merge(stepPlan.exports) { _, new in new }
             if let selected, selected.contains(step.id), !requested.contains(step.id) {
                 var notice = Notice(.info, "runs with the selected steps: they read its facts (\(stepPlan.exports.keys.sorted().joined(separator: ", ")))")

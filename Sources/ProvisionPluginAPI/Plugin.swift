@@ -8,7 +8,15 @@ public protocol StepPlugin: Sendable {
     var kind: String { get }
     var summary: String { get }
     var options: [OptionSpec] { get }
+    /// What the step needs from outside the root (downloads, files on this machine, a card's ROM),
+    /// asked before `plan`; the core fetches each one, with its cap, and hands the bytes to `plan`
+    /// through `StepContext.input`. A plugin never reaches outside the root itself.
+    func inputs(_ step: StepContext) throws -> [DeclaredInput]
     func plan(_ step: StepContext) throws -> StepPlan
+}
+
+extension StepPlugin {
+    public func inputs(_ step: StepContext) throws -> [DeclaredInput] { [] }
 }
 
 public struct StepContext {
@@ -16,6 +24,74 @@ public struct StepContext {
     public let options: StepOptions
     /// The host as it will be once earlier steps have run.
     public let host: HostView
+    /// The step's `timeout:` in seconds, if it set one (external plugins' time limit).
+    public let timeout: Int?
+    let fetched: [DeclaredInput: Data]
+
+    public init(id: String, options: StepOptions, host: HostView, inputs: [DeclaredInput: Data] = [:], timeout: Int? = nil) {
+        self.id = id
+        self.options = options
+        self.host = host
+        self.timeout = timeout
+        fetched = inputs
+    }
+
+    /// The bytes of an input the step declared; an error for one it did not.
+    public func input(_ declared: DeclaredInput) throws -> Data {
+        guard let data = fetched[declared] else {
+            throw ProvisionError(
+                .invalidInput, "step \(id) reads \(declared.source) without declaring it (inputs(_:) must list it)",
+                at: options.location(of: declared.option))
+        }
+        return data
+    }
+}
+
+/// Something from outside the root that a step needs. The core fetches it before the step plans.
+public struct DeclaredInput: Sendable, Hashable {
+    public enum Source: Sendable, Hashable, CustomStringConvertible {
+        /// An http(s) URL (plain http only when allowed); at most 5 redirects, never down to http.
+        case download(URL, allowHTTP: Bool)
+        /// A file on the machine provision runs on, not in the root (a file beside the recipe).
+        case localFile(String)
+        /// A PCI function's option ROM from ROOT/sys (on the live host the kernel shows it only
+        /// while `rom` holds 1: the core writes 1, reads, writes 0).
+        case pciROM(address: String)
+
+        public var description: String {
+            switch self {
+            case .download(let url, _): return url.absoluteString
+            case .localFile(let path): return path
+            case .pciROM(let address): return "the ROM of \(address)"
+            }
+        }
+    }
+
+    public var source: Source
+    /// More is an error, never a truncated input.
+    public var maxBytes: Int
+    /// The option it comes from: a failure to fetch it points at that line.
+    public var option: String
+
+    public init(_ source: Source, maxBytes: Int, option: String) {
+        self.source = source
+        self.maxBytes = maxBytes
+        self.option = option
+    }
+}
+
+/// Fetches declared inputs for the planner: the core's `FetchInputs` (network, files, sysfs) or
+/// data given by a test.
+public protocol InputProvider: Sendable {
+    func fetch(_ input: DeclaredInput, root: HostRoot) throws -> Data
+}
+
+/// For views that fetch nothing: every input is an error.
+public struct NoInputs: InputProvider {
+    public init() {}
+    public func fetch(_ input: DeclaredInput, root: HostRoot) throws -> Data {
+        throw ProvisionError(.invalidInput, "\(input.source) cannot be read here: no inputs are fetched for this command")
+    }
 }
 
 public enum OptionType: Sendable, CustomStringConvertible {
@@ -46,7 +122,7 @@ public enum OptionType: Sendable, CustomStringConvertible {
 
     /// Structural check at load time, before any step runs. Values that contain `${…}` are checked
     /// again after interpolation.
-    func check(_ node: RecipeNode, option: String) throws {
+    package func check(_ node: RecipeNode, option: String) throws {
         func fail(_ expected: String) -> ProvisionError {
             ProvisionError(.invalidInput, "option \"\(option)\" must be \(expected), found \(node.typeName)", at: node.location)
         }
@@ -69,7 +145,7 @@ public enum OptionType: Sendable, CustomStringConvertible {
         }
     }
 
-    func checkScalar(_ text: String, option: String, at location: SourceLocation) throws {
+    package func checkScalar(_ text: String, option: String, at location: SourceLocation) throws {
         switch self {
         case .int where Int(text) == nil:
             throw ProvisionError(.invalidInput, "option \"\(option)\" must be an integer, found \"\(text)\"", at: location)
@@ -111,6 +187,13 @@ public struct StepOptions: Sendable {
     let context: InterpolationContext
     public let stepLocation: SourceLocation
 
+    public init(values: [String: RecipeNode], specs: [OptionSpec], context: InterpolationContext, stepLocation: SourceLocation) {
+        self.values = values
+        self.specs = specs
+        self.context = context
+        self.stepLocation = stepLocation
+    }
+
     public func has(_ name: String) -> Bool { values[name] != nil }
 
     public func location(of name: String) -> SourceLocation { values[name]?.location ?? stepLocation }
@@ -133,6 +216,27 @@ public struct StepOptions: Sendable {
     }
 
     public func string(_ name: String) throws -> String? { try scalar(name) }
+
+    /// An option of any shape (mappings and lists too), every scalar interpolated: for `map`
+    /// options, and for external plugins, which get their options as JSON.
+    public func value(_ name: String) throws -> Value? {
+        guard let node = values[name] else { return nil }
+        return try render(node)
+    }
+
+    private func render(_ node: RecipeNode) throws -> Value {
+        switch node.kind {
+        case .scalar(let text): return try context.render(text, at: node.location)
+        case .list(let items): return .list(try items.map(render))
+        case .map(let entries):
+            var result: [String: Value] = [:]
+            for entry in entries { result[entry.key] = try render(entry.value) }
+            return .map(result)
+        }
+    }
+
+    /// The names of the options the step was given.
+    public var names: [String] { values.keys.sorted() }
 
     public func string(_ name: String, default fallback: String) throws -> String { try scalar(name) ?? fallback }
 
@@ -260,8 +364,20 @@ public struct StepPlan: Sendable {
 public struct PluginRegistry: Sendable {
     public private(set) var plugins: [any StepPlugin]
 
+    /// Two plugins of one kind are a programming error caught at start-up: which one a recipe
+    /// got would depend on the order of a list.
     public init(_ plugins: [any StepPlugin]) {
+        let duplicates = Self.duplicateKinds(plugins)
+        precondition(duplicates.isEmpty, "step kind registered more than once: \(duplicates.joined(separator: ", "))")
         self.plugins = plugins.sorted { $0.kind < $1.kind }
+    }
+
+    /// Kinds that more than one of these plugins claims.
+    public static func duplicateKinds(_ plugins: [any StepPlugin]) -> [String] {
+        var seen: Set<String> = []
+        var twice: Set<String> = []
+        for plugin in plugins where !seen.insert(plugin.kind).inserted { twice.insert(plugin.kind) }
+        return twice.sorted()
     }
 
     public var kinds: [String] { plugins.map(\.kind) }
