@@ -74,7 +74,7 @@ import Testing
             "--var", "rom_url=https://127.0.0.1:9/vbios.rom", "--var", "rom_sha256=" + String(repeating: "0", count: 64),
         ])
         #expect(result.status == 1, "\(result.output)")
-        #expect(result.output.contains("vfio-passthrough.yaml:90:12: download of https://127.0.0.1:9/vbios.rom failed"), "\(result.output)")
+        #expect(result.output.contains("vfio-passthrough.yaml:104:12: download of https://127.0.0.1:9/vbios.rom failed"), "\(result.output)")
         #expect(try temp.fingerprint(excludingHistory: false) == original)
     }
 }
