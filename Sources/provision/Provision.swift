@@ -8,12 +8,12 @@ import Glibc
 #endif
 
 struct Provision: ParsableCommand {
-    /// Parses the arguments the kernel passed (see provision_argv): the static build's runtime
-    /// would otherwise read them from /proc, absent in a bare chroot.
-    static func main() {
+    /// The arguments the kernel passed (see provision_argv): the static build's runtime would
+    /// otherwise read them from /proc, absent in a bare chroot.
+    static var arguments: [String] {
         let count = Int(provision_argc())
-        guard count > 0, let argv = provision_argv() else { return main(nil) }
-        main((1..<count).compactMap { argv[$0].map { String(cString: $0) } })
+        guard count > 0, let argv = provision_argv() else { return Array(CommandLine.arguments.dropFirst()) }
+        return (1..<count).compactMap { argv[$0].map { String(cString: $0) } }
     }
 
     static let configuration = CommandConfiguration(
@@ -55,7 +55,7 @@ struct Provision: ParsableCommand {
 /// Runs the command line; with --json, a command line the parser refuses is a JSON document too.
 @main enum Main {
     static func main() {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+        let arguments = Provision.arguments
         do {
             var command = try Provision.parseAsRoot(arguments)
             try command.run()
