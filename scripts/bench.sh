@@ -53,6 +53,7 @@ noop_ms=$(series no-op noop)
 ansible_ms="-"
 if [ "${BENCH_ANSIBLE:-1}" = 1 ]; then
   [ -x /tmp/provision-bench-venv/bin/ansible-playbook ] || { python3 -m venv /tmp/provision-bench-venv && /tmp/provision-bench-venv/bin/pip -q install ansible-core; } >/dev/null
+  export ANSIBLE_HOME=$work/ansible-home ANSIBLE_LOCAL_TEMP=$work/ansible-tmp
   ansible_run() { fresh >/dev/null; ms /tmp/provision-bench-venv/bin/ansible-playbook -i localhost, -c local -e "root=$work/root" scripts/bench/eight-files.playbook.yml; }
   ansible_ms=$(runs=5 series ansible ansible_run)
 fi

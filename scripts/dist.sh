@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The self-contained release build that the fleet pushes to hosts and the .deb that installs it.
+# The self-contained release build that the fleet pushes to hosts and the .deb that installs it
+# (the binary, the man page, bash/zsh/fish completions, the recipe, the Ansible collection).
 #
-#   scripts/dist.sh [OUTDIR]      (default: dist/)
+#   scripts/dist.sh [OUTDIR]      (default: dist/; OUTDIR/provision, OUTDIR/man, OUTDIR/completions, the .deb)
 #
 # The Swift runtime and Foundation are linked statically (--static-swift-stdlib), and so are libgit2,
 # libarchive and libxml2 with everything they pull in (mbedTLS, libssh2, OpenSSL's libcrypto, zlib,
@@ -80,22 +81,18 @@ rm -rf "$out"
 mkdir -p "$out"
 cp "$binary" "$out/provision"
 docs=$(mktemp -d /tmp/provision-docs-XXXXXX)
-if [ -x scripts/make-docs.sh ]; then
-  scripts/make-docs.sh "$out/provision" "$docs"
-else
-  mkdir -p "$docs/completions"
-  "$out/provision" --generate-completion-script bash >"$docs/completions/provision.bash"
-  "$out/provision" --generate-completion-script zsh >"$docs/completions/_provision"
-  "$out/provision" --generate-completion-script fish >"$docs/completions/provision.fish"
-fi
+scripts/make-docs.sh "$docs" "$out/provision" >/dev/null
+cp -a "$docs/man" "$docs/completions" "$out/"
 
 # The .deb: the binary, the man page and the completions where Debian's tools look for them.
 package=$(mktemp -d /tmp/provision-deb-XXXXXX)
 install -D -m 0755 "$out/provision" "$package/usr/bin/provision"
-[ -f "$docs/provision.1" ] && install -D -m 0644 "$docs/provision.1" "$package/usr/share/man/man1/provision.1" && gzip -9n "$package/usr/share/man/man1/provision.1"
-install -D -m 0644 "$docs/completions/provision.bash" "$package/usr/share/bash-completion/completions/provision"
-install -D -m 0644 "$docs/completions/_provision" "$package/usr/share/zsh/vendor-completions/_provision"
-install -D -m 0644 "$docs/completions/provision.fish" "$package/usr/share/fish/vendor_completions.d/provision.fish"
+install -D -m 0644 "$docs/man/man1/provision.1" "$package/usr/share/man/man1/provision.1"
+gzip -9n "$package/usr/share/man/man1/provision.1"
+install -D -m 0644 "$docs/completions/bash/provision" "$package/usr/share/bash-completion/completions/provision"
+install -D -m 0644 "$docs/completions/zsh/_provision" "$package/usr/share/zsh/vendor-completions/_provision"
+install -D -m 0644 "$docs/completions/fish/provision.fish" "$package/usr/share/fish/vendor_completions.d/provision.fish"
+install -d "$package/usr/share/provision" && cp -a contrib/ansible "$package/usr/share/provision/ansible"
 install -D -m 0644 recipes/vfio-passthrough.yaml "$package/usr/share/provision/recipes/vfio-passthrough.yaml"
 glibc=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 | cut -d_ -f2)
 mkdir -p "$package/DEBIAN"

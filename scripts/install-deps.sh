@@ -12,6 +12,8 @@ packages=(
   libvirt-clients libxml2-utils virtinst              # virsh, virt-xml-validate (needs xmllint), virt-install
   augeas-tools                                        # libvirt's own augeas lens reads qemu.conf back
   qemu-utils fdisk e2fsprogs debootstrap              # the boot-cycle VM: qcow2 overlays, its disk image (no loop devices)
+  openssh-server openssh-client iproute2 util-linux   # the fleet tests: sshd in network namespaces (never started as a service)
+  python3-venv                                        # ansible-core from PyPI, for the inventory and module tests
 )
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()

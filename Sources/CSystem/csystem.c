@@ -12,6 +12,8 @@
 
 int provision_mkostemp(char *template_path, int flags) { return mkostemp(template_path, flags); }
 
+int provision_syncfs(int fd) { return syncfs(fd); }
+
 int provision_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
 }

@@ -452,8 +452,11 @@ public final class Engine {
             for directory in root.missingParents(of: change.path) where !created.contains(directory) { created.append(directory) }
         }
         guard let baseCommit = work.base.commit else { throw ProvisionError(.history, "pre-state was not recorded; refusing to write") }
-        for change in work.changes {
-            if let data = change.after.content { _ = try history.repo.writeBlob(data) }
+        // Synced with the run's commit object, before the branch names them.
+        try history.repo.deferringObjectSyncs {
+            for change in work.changes {
+                if let data = change.after.content { _ = try history.repo.writeBlob(data) }
+            }
         }
         reserve = try SpaceReserve(
             writer: writer, historyPath: history.repo.path, changes: work.changes, commitBytes: commitEstimate(work))

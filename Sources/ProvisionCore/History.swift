@@ -101,24 +101,27 @@ final class HistoryStore {
         record.appliesInEffectComplete = inEffect.complete
         var meta = base.meta
         var changes: [GitRepository.TreeChange] = []
-        for (path, state) in files {
-            let key = HostRoot.relative(path)
-            switch state {
-            case .absent:
-                meta[key] = .absent
-                changes.append(.remove(path: key))
-            case .file(let data, let fileMeta):
-                meta[key] = TrackedFile(
-                    type: "file", mode: fileMeta.modeString, uid: fileMeta.uid, gid: fileMeta.gid,
-                    user: names.name(forID: fileMeta.uid, inFile: "/etc/passwd"),
-                    group: names.name(forID: fileMeta.gid, inFile: "/etc/group"))
-                changes.append(.upsert(path: key, blob: try repo.writeBlob(data), executable: fileMeta.mode & 0o100 != 0))
+        // Blobs, tree and commit object become durable together (one syncfs in createCommit).
+        let tree = try repo.deferringObjectSyncs { () throws -> ObjectID in
+            for (path, state) in files {
+                let key = HostRoot.relative(path)
+                switch state {
+                case .absent:
+                    meta[key] = .absent
+                    changes.append(.remove(path: key))
+                case .file(let data, let fileMeta):
+                    meta[key] = TrackedFile(
+                        type: "file", mode: fileMeta.modeString, uid: fileMeta.uid, gid: fileMeta.gid,
+                        user: names.name(forID: fileMeta.uid, inFile: "/etc/passwd"),
+                        group: names.name(forID: fileMeta.gid, inFile: "/etc/group"))
+                    changes.append(.upsert(path: key, blob: try repo.writeBlob(data), executable: fileMeta.mode & 0o100 != 0))
+                }
             }
+            let encoder = JSONEncoder.history
+            changes.append(.upsert(path: Self.metaPath, blob: try repo.writeBlob(try encoder.encode(meta)), executable: false))
+            changes.append(.upsert(path: Self.recordPath, blob: try repo.writeBlob(try encoder.encode(record)), executable: false))
+            return try repo.updateTree(base: base.tree, changes: changes)
         }
-        let encoder = JSONEncoder.history
-        changes.append(.upsert(path: Self.metaPath, blob: try repo.writeBlob(try encoder.encode(meta)), executable: false))
-        changes.append(.upsert(path: Self.recordPath, blob: try repo.writeBlob(try encoder.encode(record)), executable: false))
-        let tree = try repo.updateTree(base: base.tree, changes: changes)
         let commit = try repo.createCommit(
             tree: tree, parent: base.commit, message: Self.message(record),
             author: (record.user, "\(record.user)@\(record.host)"), time: record.startedAt)

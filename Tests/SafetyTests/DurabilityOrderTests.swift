@@ -22,7 +22,7 @@ struct DurabilityLog {
     /// A host file: in the root, outside provision's own state.
     func isHost(_ path: String) -> Bool { path.hasPrefix(root + "/") && !path.hasPrefix(root + "/var/lib/provision/") }
 
-    func isSync(_ event: TraceEvent) -> Bool { (event.name == "fsync" || event.name == "fdatasync") && event.succeeded }
+    func isSync(_ event: TraceEvent) -> Bool { ["fsync", "fdatasync", "syncfs"].contains(event.name) && event.succeeded }
 
     /// A rename (not a link) that succeeded, onto `predicate`'s paths.
     func renames(onto predicate: (String) -> Bool) -> [TraceEvent] {
@@ -41,6 +41,8 @@ struct DurabilityLog {
 
     /// A loose object (or its temporary file, or a pack) under the history's objects/.
     func isObjectFile(_ path: String) -> Bool {
+        // The objects directory itself: the one syncfs that makes a batch of objects durable.
+        if path == history + "/objects" { return true }
         guard path.hasPrefix(history + "/objects/") else { return false }
         let name = String(path.dropFirst(history.count + "/objects/".count))
         return name.range(of: #"^([0-9a-f]{2}/[0-9a-f]{38,62}|.*tmp_obj.*|pack/.+)$"#, options: .regularExpression) != nil
@@ -64,7 +66,7 @@ extension SafetyTests {
             let logs = try TempDirectory("provision-strace")
             let run = try Spawn.run(
                 ["strace", "-f", "-y", "-s", "256", "-o", logs.file("apply.log"),
-                    "-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,link,linkat",
+                    "-e", "trace=openat,fsync,fdatasync,syncfs,rename,renameat,renameat2,unlink,unlinkat,link,linkat",
                     "--", CLI.binary, "apply", Safety.recipe, "--root", root.path])
             try #require(run.status == 0, "apply under strace: \(run)")
             let log = DurabilityLog(log: try String(contentsOfFile: logs.file("apply.log"), encoding: .utf8), root: root.path)
@@ -74,7 +76,7 @@ extension SafetyTests {
             let before = 0..<first.index
 
             let objectSyncs = log.syncs(before, log.isObjectFile)
-            #expect(!objectSyncs.isEmpty, "an object file under history.git/objects/ is fsynced before the first host rename:\n\(log.near(first.index))")
+            #expect(!objectSyncs.isEmpty, "history.git/objects (its file system, by syncfs, or an object file) is synced before the first host rename:\n\(log.near(first.index))")
 
             let branchSyncs = log.syncs(before, log.isBranchFile)
             #expect(!branchSyncs.isEmpty, "refs/heads/main(.lock) is fsynced before the first host rename (the pre-state commit is durable)")

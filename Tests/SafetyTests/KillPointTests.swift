@@ -11,7 +11,7 @@ import Glibc
 enum WriteSyscalls {
     static let all = [
         "write", "pwrite64", "writev", "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "unlink",
-        "unlinkat", "mkdir", "mkdirat", "rmdir", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat", "fsync",
+        "unlinkat", "mkdir", "mkdirat", "rmdir", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat", "fsync", "syncfs",
         "fdatasync", "ftruncate", "setxattr", "fsetxattr", "openat",
     ]
 }

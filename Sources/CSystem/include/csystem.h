@@ -25,6 +25,8 @@ extern const int provision_O_PATH;
 /// (announced or received); -1 on failure with the reason in `error`.
 int provision_http_get(const char *url, long timeout_seconds, long long max_bytes, long *status, unsigned char **body,
                        size_t *body_length, char **location, char *error, size_t error_length);
+/// syncfs(2): flushes the one file system holding `fd` (Swift's Glibc module does not import it).
+int provision_syncfs(int fd);
 /// The process's arguments as the kernel passed them (captured before main, so they are there even
 /// where /proc is not mounted).
 int provision_argc(void);
