@@ -106,6 +106,23 @@ public struct BlameLine: Sendable, Codable {
     public var date: Date?
 }
 
+extension BlameLine {
+    /// A line as the commit that last set it says: the run and step of an apply, "by hand" for a
+    /// drift commit, "original" for a pre-state one.
+    init(_ number: Int, _ text: String, owner: ObjectID, record: RunRecord?, info: GitCommitInfo, path: String) {
+        self.init(
+            line: number, text: text, origin: "run", run: record?.run, action: record?.action, step: nil, commit: owner.description,
+            user: record?.user ?? info.author, date: info.time)
+        switch record?.action {
+        case .drift?: origin = "by hand"
+        case .preState?: origin = "original"
+        case .rollback?: origin = "rollback"
+        case .recover?: origin = "recover"
+        default: step = record?.steps?.first { $0.files.contains(path) }?.id
+        }
+    }
+}
+
 public struct BlameReport: Sendable, Codable {
     public var path: String
     /// The last recorded state (the history's tip).
@@ -389,17 +406,7 @@ extension Engine {
         let redact = Secrets.redactor(for: path)
         func line(_ number: Int, _ text: Substring, _ owner: ObjectID) -> BlameLine {
             let (record, info) = described[owner]!
-            var entry = BlameLine(
-                line: number, text: redact?(text) ?? String(text), origin: "run", run: record?.run, action: record?.action, step: nil,
-                commit: owner.description, user: record?.user ?? info.author, date: info.time)
-            switch record?.action {
-            case .drift?: entry.origin = "by hand"
-            case .preState?: entry.origin = "original"
-            case .rollback?: entry.origin = "rollback"
-            case .recover?: entry.origin = "recover"
-            default: entry.step = record?.steps?.first { $0.files.contains(path) }?.id
-            }
-            return entry
+            return BlameLine(number, redact?(text) ?? String(text), owner: owner, record: record, info: info, path: path)
         }
         var lines: [BlameLine] = []
         var live = "recorded"

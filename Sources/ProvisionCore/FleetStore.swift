@@ -292,17 +292,7 @@ public final class FleetStore {
         var lines: [BlameLine] = []
         for (index, text) in Diff.lines(content).enumerated() {
             let (record, info) = described[owners[index]]!
-            var entry = BlameLine(
-                line: index + 1, text: redact?(text) ?? String(text), origin: "run", run: record?.run, action: record?.action, step: nil,
-                commit: owners[index].description, user: record?.user ?? info.author, date: info.time)
-            switch record?.action {
-            case .drift?: entry.origin = "by hand"
-            case .preState?: entry.origin = "original"
-            case .rollback?: entry.origin = "rollback"
-            case .recover?: entry.origin = "recover"
-            default: entry.step = record?.steps?.first { $0.files.contains(path) }?.id
-            }
-            lines.append(entry)
+            lines.append(BlameLine(index + 1, redact?(text) ?? String(text), owner: owners[index], record: record, info: info, path: path))
         }
         let tipRecord = described[tip]!.0
         return BlameReport(

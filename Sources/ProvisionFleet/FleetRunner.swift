@@ -78,7 +78,7 @@ public struct FleetOptions: Sendable {
 public struct FleetHostReport: Sendable, Codable {
     public var outcome: FleetHostOutcome
     /// What provision printed there with --json (apply, plan, rollback or status).
-    public var document: JSONDocument?
+    public var document: InventoryValue?
     /// For status: whether the host answered, and what it said (drift, pending recovery, last run).
     public var pushedBinary: String?
 }
@@ -186,7 +186,7 @@ public final class FleetRunner: @unchecked Sendable {
             }
             let before = options.action.records ? try storeTip(target.name) : nil
             let result = try execute(connection, binary: binary, target: target)
-            let document = try? JSONDecoder().decode(JSONDocument.self, from: result.stdout)
+            let document = try? JSONDecoder().decode(InventoryValue.self, from: result.stdout)
             report.document = document
             let succeeded: Bool
             switch options.action {
@@ -277,7 +277,7 @@ public final class FleetRunner: @unchecked Sendable {
         }
     }
 
-    private func summarize(_ document: JSONDocument, into outcome: inout FleetHostOutcome) {
+    private func summarize(_ document: InventoryValue, into outcome: inout FleetHostOutcome) {
         let steps = document["steps"]?.array ?? []
         outcome.stepsOK = steps.filter { ["ok", "changed"].contains($0["status"]?.string ?? "") }.count
         outcome.stepsChanged = steps.filter { $0["status"]?.string == "changed" }.count
@@ -299,7 +299,7 @@ public final class FleetRunner: @unchecked Sendable {
         }
     }
 
-    private func failureText(_ result: Subprocess.Result, document: JSONDocument?) -> String {
+    private func failureText(_ result: Subprocess.Result, document: InventoryValue?) -> String {
         if result.timedOut { return "no answer within \(Int(options.runTimeout)) s (stopped); the run may have been cut short there" }
         if let message = document?["error"]?["message"]?.string ?? document?["error"]?.string { return message }
         let tail = result.stderrTail(4)
@@ -337,7 +337,7 @@ public final class FleetRunner: @unchecked Sendable {
     /// After a failure: is a crash recovery pending there (the next apply or rollback does it)?
     private func lastKnownState(_ connection: SSHConnection, binary: String, target: FleetTarget, into outcome: inout FleetHostOutcome) throws {
         let result = try connection.run([binary, "status", "--root", target.root, "--json"], timeout: 120)
-        guard let document = try? JSONDecoder().decode(JSONDocument.self, from: result.stdout) else { return }
+        guard let document = try? JSONDecoder().decode(InventoryValue.self, from: result.stdout) else { return }
         outcome.recoveryPending = !(document["recovery"]?.isNull ?? true)
     }
 }

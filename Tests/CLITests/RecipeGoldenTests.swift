@@ -11,25 +11,13 @@ import Testing
     typealias Family = SnapshotFamily
     static let families = SnapshotFamily.all
 
-    static func goldenFiles(_ family: String) throws -> [String: String] {
-        let base = Package.path("Tests/CLITests/Golden/\(family)")
-        var files: [String: String] = [:]
-        let enumerator = FileManager.default.enumerator(atPath: base)
-        while let relative = enumerator?.nextObject() as? String {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: base + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue {
-                files["/" + relative] = try String(contentsOfFile: base + "/" + relative, encoding: .utf8)
-            }
-        }
-        return files
-    }
 
     @Test(arguments: families)
     func recipeOnSnapshotMatchesGoldenFiles(_ family: Family) throws {
         let recipe = Package.path("recipes/vfio-passthrough.yaml")
         let temp = try TempRoot(copying: family.name)
         let original = try temp.fingerprint()
-        let golden = try Self.goldenFiles(family.name)
+        let golden = try Golden.files(family.name)
         try #require(!golden.isEmpty, "golden files for \(family.name)")
 
         let plan = try CLI.run(["plan", recipe, "--root", temp.path, "--json"] + family.vars)

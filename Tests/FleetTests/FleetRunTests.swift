@@ -44,18 +44,6 @@ struct FleetRunTests {
         }
     }
 
-    static func golden(_ family: String) throws -> [String: String] {
-        let base = Package.path("Tests/CLITests/Golden/\(family)")
-        var files: [String: String] = [:]
-        let enumerator = FileManager.default.enumerator(atPath: base)
-        while let relative = enumerator?.nextObject() as? String {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: base + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue {
-                files["/" + relative] = try String(contentsOfFile: base + "/" + relative, encoding: .utf8)
-            }
-        }
-        return files
-    }
 
     static func error(_ outcome: [String: Any]?) -> String { outcome?["error"] as? String ?? "" }
 
@@ -108,7 +96,7 @@ struct FleetRunTests {
             let outcome = try #require(applied["h\(index)"])
             #expect(outcome["status"] as? String == "changed", "h\(index): \(outcome)")
             #expect(outcome["run"] as? Int == 1, "h\(index): \(outcome)")
-            for (path, content) in try Self.golden(family) {
+            for (path, content) in try Golden.files(family) {
                 #expect(lab.roots[index].read(path) == content, "h\(index) (\(family)): \(path) differs from the single-host golden file")
             }
         }

@@ -243,3 +243,20 @@ public struct SnapshotFamily: CustomStringConvertible, Sendable {
         SnapshotFamily(name: "popos", vars: []),
     ]
 }
+
+/// The golden files of the recipe on a snapshot family (Tests/CLITests/Golden/FAMILY, made by
+/// scripts/update-golden.sh): host path -> content.
+public enum Golden {
+    public static func files(_ family: String) throws -> [String: String] {
+        let base = Package.path("Tests/CLITests/Golden/\(family)")
+        var files: [String: String] = [:]
+        let enumerator = FileManager.default.enumerator(atPath: base)
+        while let relative = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: base + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue {
+                files["/" + relative] = try String(contentsOfFile: base + "/" + relative, encoding: .utf8)
+            }
+        }
+        return files
+    }
+}
