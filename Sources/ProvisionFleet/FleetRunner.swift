@@ -91,19 +91,29 @@ public final class FleetRunner: @unchecked Sendable {
     let state: FleetState
     let store: FleetStore
     private let storeLock = NSLock()
-    private let binaryData: Data
     private let binaryHash: String
+    private let binaryLock = NSLock()
+    private var binaryData: Data?
     static let pushDirectory = "/var/lib/provision/bin"
 
     public init(options: FleetOptions, state: FleetState, store: FleetStore) throws {
         self.options = options
         self.state = state
         self.store = store
-        guard let data = FileManager.default.contents(atPath: options.binary) else {
-            throw ProvisionFleetError("cannot read the provision build to push: \(options.binary)")
+        binaryHash = try state.contentHash(of: options.binary)
+    }
+
+    /// The build's bytes, read once and only when a host needs a copy. The host checks them against
+    /// the hash the remote name carries (a file changed since it was hashed is refused there).
+    private func buildToPush() throws -> Data {
+        try binaryLock.withLock {
+            if let binaryData { return binaryData }
+            guard let data = FileManager.default.contents(atPath: options.binary) else {
+                throw ProvisionFleetError("cannot read the provision build to push: \(options.binary)")
+            }
+            binaryData = data
+            return data
         }
-        binaryData = data
-        binaryHash = SHA256.hex(data)
     }
 
     /// Where the pushed build lives on a host: named by version and content hash, so a host runs
@@ -240,7 +250,7 @@ public final class FleetRunner: @unchecked Sendable {
             trap - EXIT
             "$1" --version >/dev/null
             """
-        let result = try connection.run(["sh", "-c", install, "sh", path, binaryHash], input: binaryData, timeout: 600)
+        let result = try connection.run(["sh", "-c", install, "sh", path, binaryHash], input: try buildToPush(), timeout: 600)
         guard result.status == 0 else {
             throw ProvisionFleetError("could not install provision at \(path): \(result.stderrTail(3).nonEmpty ?? "exit \(result.status)")")
         }

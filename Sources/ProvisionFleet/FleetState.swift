@@ -54,6 +54,26 @@ public final class FleetState: @unchecked Sendable {
         if lockFD >= 0 { close(lockFD) }
     }
 
+    /// The SHA-256 of the build to push, remembered in STATE/build-hashes by device, inode, size
+    /// and modification time (as git's index remembers file hashes), so a fleet command does not
+    /// read and hash a 100 MB binary each time it starts.
+    func contentHash(of path: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ProvisionFleetError("cannot read the provision build to push: \(path)") }
+        let key = "\(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        let cache = directory + "/build-hashes"
+        let known = (try? String(contentsOfFile: cache, encoding: .utf8)) ?? ""
+        for line in known.split(separator: "\n") where line.hasPrefix(key + " ") {
+            let hash = line.dropFirst(key.count + 1)
+            if hash.count == 64, hash.allSatisfy(\.isHexDigit) { return String(hash) }
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ProvisionFleetError("cannot read the provision build to push: \(path)") }
+        let hash = SHA256.hex(data)
+        let lines = known.split(separator: "\n").suffix(15).map(String.init) + ["\(key) \(hash)"]
+        try? (lines.joined(separator: "\n") + "\n").write(toFile: cache, atomically: true, encoding: .utf8)
+        return hash
+    }
+
     public var fleetRepository: String { Self.repositoryPath(stateDirectory: directory) }
 
     /// fleet.git in a state directory (read without taking the lock: `fleet history`).

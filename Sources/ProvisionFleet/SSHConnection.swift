@@ -82,9 +82,19 @@ final class SSHConnection: @unchecked Sendable {
         return argv
     }
 
+    /// `PROVISION_FLEET_TRACE=1`: every ssh invocation with its duration, on stderr.
+    static let tracing = ProcessInfo.processInfo.environment["PROVISION_FLEET_TRACE"] == "1"
+
+    private func trace(_ what: String, since start: Date) {
+        guard Self.tracing else { return }
+        FileHandle.standardError.write(Data(String(format: "fleet: %@: %@ %.3f s\n", target.name, what, Date().timeIntervalSince(start)).utf8))
+    }
+
     /// Opens the master connection; throws `Unreachable` with the reason (and the fix for a
     /// changed host key).
     func open() throws {
+        let started = Date()
+        defer { trace("ssh master", since: started) }
         let log = state.controlDirectory + "/\(target.name).log"
         let argv = baseArguments(master: true) + ["-f", "-N", "--", destination]
         let script = "exec \"$@\" >\(Self.quote(log)) 2>&1"
@@ -114,6 +124,8 @@ final class SSHConnection: @unchecked Sendable {
             remote = ["sudo", "-n"] + (target.becomeUser.map { ["-u", $0] } ?? []) + ["--"] + remote
         }
         let command = remote.map(Self.quote).joined(separator: " ")
+        let started = Date()
+        defer { trace(String(command.prefix(60)), since: started) }
         let result = try Subprocess.run(baseArguments(master: false) + ["--", destination, command], input: input, timeout: timeout)
         if result.status == 255 && result.stdout.isEmpty {
             throw Unreachable(description: explain(String(decoding: result.stderr, as: UTF8.self), timedOut: result.timedOut))
@@ -124,6 +136,8 @@ final class SSHConnection: @unchecked Sendable {
     /// Ends the master connection (it would otherwise linger for ControlPersist).
     func close() {
         guard isOpen else { return }
+        let started = Date()
+        defer { trace("ssh -O exit", since: started) }
         _ = try? Subprocess.run(baseArguments(master: false) + ["-O", "exit", "--", destination], timeout: 10)
         isOpen = false
     }

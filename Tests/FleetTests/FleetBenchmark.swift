@@ -15,8 +15,11 @@ import Testing
 struct FleetBenchmark {
     @Test func wallTimes() throws {
         let recipe = Package.path("recipes/vfio-passthrough.yaml")
+        // The release build the fleet really pushes (scripts/bench-fleet.sh builds it), as the
+        // controller and on the hosts; the test build otherwise.
+        let binary = ProcessInfo.processInfo.environment["PROVISION_FLEET_BENCH_BINARY"] ?? CLI.binary
         let fleet = try TestFleet(count: 20)
-        var report = ["fleet benchmark: the whole VFIO recipe on copies of snapshots/arch, \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ISO8601DateFormatter().string(from: Date()))"]
+        var report = ["fleet benchmark: the whole VFIO recipe on copies of snapshots/arch, \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ISO8601DateFormatter().string(from: Date())); every host shares this machine's cores"]
         func roots(_ count: Int) throws -> [TempRoot] { try (0..<count).map { _ in try TempRoot(copying: "arch") } }
         /// An inventory of exactly the first `roots.count` hosts (no host is ever left with the
         /// default provision_root, this machine's /).
@@ -41,23 +44,25 @@ struct FleetBenchmark {
             return (Date().timeIntervalSince(start), result)
         }
         var oneHost = 0.0
-        for count in [1, 6, 20] {
+        let sizes = (ProcessInfo.processInfo.environment["PROVISION_FLEET_BENCH_SIZES"] ?? "1,6,20").split(separator: ",").compactMap { Int($0) }
+        for count in sizes {
             let hosts = try roots(count)
             let path = try inventory(hosts)
             let state = fleet.state.path + "/state-\(count)"
             let common = ["-i", path, "--state", state, "--forks", String(count)]
-            let (first, result) = try timed([CLI.binary, "fleet", "apply", recipe] + common)
+            let (first, result) = try timed([binary, "fleet", "apply", recipe] + common, environment: ["PROVISION_FLEET_TRACE": "1"])
+            if count == 1 { report.append(result.stderr) }
             #expect(result.status == 0, "\(result)")
-            let (again, noop) = try timed([CLI.binary, "fleet", "apply", recipe] + common)
+            let (again, noop) = try timed([binary, "fleet", "apply", recipe] + common)
             #expect(noop.status == 0, "\(noop)")
             if count == 1 { oneHost = first }
             report.append(String(format: "provision fleet apply, %2d host(s), forks %2d: %6.2f s (binary pushed first); again, nothing to do: %6.2f s%@",
                 count, count, first, again, count == 1 ? "" : String(format: "  (%.2fx one host)", first / oneHost)))
         }
-        if Ansible.available {
+        if Ansible.available && sizes.contains(20) {
             // The module, on 20 fresh roots.
             let hosts = try roots(20)
-            let path = try inventory(hosts, extra: ["provision_path": CLI.binary, "ansible_python_interpreter": "/usr/bin/python3"])
+            let path = try inventory(hosts, extra: ["provision_path": binary, "ansible_python_interpreter": "/usr/bin/python3"])
             let module = fleet.state.path + "/module.yml"
             try """
                 - hosts: all
