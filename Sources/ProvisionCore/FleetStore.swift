@@ -65,7 +65,8 @@ public struct FleetRunRecord: Sendable, Codable {
 
     public init(
         number: Int, action: String, recipe: String?, recipeSHA256: String?, vars: [String: String], inventory: String, limit: String?,
-        undid: Int?, user: String, controller: String, started: Date, finished: Date, hosts: [FleetHostOutcome]
+        undid: Int?, user: String = Invoker.current().user, controller: String = ProcessInfo.processInfo.hostName, started: Date,
+        finished: Date = Date(), hosts: [FleetHostOutcome]
     ) {
         self.number = number
         self.action = action

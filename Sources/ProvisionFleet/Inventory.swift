@@ -108,33 +108,8 @@ public struct Inventory: Sendable {
     }
 
     static func readText(_ path: String, what: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            if code == ENOENT || code == ENOTDIR { throw ProvisionError(.notFound, "cannot read \(what) \(path): no such file") }
-            throw ProvisionError(.io, "cannot read \(what) \(path): \(String(cString: strerror(code)))")
-        }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw ProvisionError(.invalidInput, "\(what) \(path) is not a regular file")
-        }
-        guard Int(info.st_size) <= maxFileBytes else {
-            throw ProvisionError(.invalidInput, "\(what) \(path) is \(info.st_size) bytes, more than the limit of \(maxFileBytes >> 20) MiB")
-        }
-        var data = Data(count: maxFileBytes + 1)
-        var count = 0
-        while count < data.count {
-            let got = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw ProvisionError(.io, "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
-            }
-            if got == 0 { break }
-            count += got
-        }
-        guard count <= maxFileBytes else { throw ProvisionError(.invalidInput, "\(what) \(path) grew past \(maxFileBytes >> 20) MiB while read") }
-        data.count = count
+        // Bounded, never blocking on a FIFO, regular files only: as the core reads local files.
+        let data = try Fetch.localFile(path, maxBytes: maxFileBytes)
         guard let text = String(data: data, encoding: .utf8) else {
             throw ProvisionError(.invalidInput, "\(what) \(path) is not UTF-8 text")
         }

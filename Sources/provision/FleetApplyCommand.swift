@@ -44,9 +44,8 @@ struct FleetApplyCommand: ParsableCommand {
             let record = try store.append(
                 FleetRunRecord(
                     number: 0, action: "apply", recipe: URL(fileURLWithPath: recipe).standardizedFileURL.path, recipeSHA256: SHA256.hex(recipeData),
-                    vars: overrides, inventory: URL(fileURLWithPath: fleet.inventory).standardizedFileURL.path, limit: fleet.limit, undid: nil,
-                    user: Invoker.current().user, controller: ProcessInfo.processInfo.hostName, started: started, finished: Date(),
-                    hosts: reports.map(\.outcome)))
+                    vars: overrides, inventory: fleet.inventoryPath, limit: fleet.limit, undid: nil,
+                    started: started, hosts: reports.map(\.outcome)))
             if fleet.json {
                 FleetOutput.printJSON(
                     FleetDocument(

@@ -17,6 +17,9 @@ struct FleetOptions: ParsableArguments {
     @Flag(name: .long, help: "Print one JSON document on stdout.")
     var json = false
 
+    /// The inventory as fleet-run records name it.
+    var inventoryPath: String { URL(fileURLWithPath: inventory).standardizedFileURL.path }
+
     func stateDirectory() -> String { state ?? FleetState.defaultDirectory(inventory: inventory) }
 
     /// The inventory's hosts matching --limit, in inventory order; none is an error.

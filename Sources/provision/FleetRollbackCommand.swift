@@ -34,9 +34,8 @@ struct FleetRollbackCommand: ParsableCommand {
             let record = try store.append(
                 FleetRunRecord(
                     number: 0, action: "rollback", recipe: target.recipe, recipeSHA256: target.recipeSHA256, vars: [:],
-                    inventory: URL(fileURLWithPath: fleet.inventory).standardizedFileURL.path, limit: fleet.limit, undid: target.number,
-                    user: Invoker.current().user, controller: ProcessInfo.processInfo.hostName, started: started, finished: Date(),
-                    hosts: reports.map(\.outcome)))
+                    inventory: fleet.inventoryPath, limit: fleet.limit, undid: target.number,
+                    started: started, hosts: reports.map(\.outcome)))
             if fleet.json {
                 FleetOutput.printJSON(
                     FleetDocument(
