@@ -48,6 +48,7 @@ icu=(icui18n icuuc icudata)
 cc -O2 -fPIC -c scripts/dist/no-gssapi.c -o "$stage/no-gssapi.o"
 ar rcs "$stage/libprovision-no-gssapi.a" "$stage/no-gssapi.o"
 cc -O2 -fPIC -c scripts/dist/glibc-compat.c -o "$stage/glibc-compat.o"
+cc -O2 -fPIC -c scripts/dist/no-libgit2-tls.c -o "$stage/no-libgit2-tls.o"
 group git2 git2 mbedtls mbedx509 mbedcrypto http_parser ssh2 ssl crypto gpg-error pcre2-8 z "$stage/libprovision-no-gssapi.a" -lrt -ldl -lpthread
 group archive archive nettle acl xml2 "${icu[@]}" crypto "${compression[@]}" -lstdc++ -lm
 group xml2 xml2 "${icu[@]}" lzma z -lstdc++ -lm
@@ -64,8 +65,16 @@ done
 export PKG_CONFIG_PATH="$stage/pkgconfig"
 
 build=.build-dist
+# PROVISION_DIST_SYMBOLS=1 keeps the symbols (for profiling with perf or callgrind).
+strip=(-Xlinker -s)
+# libgit2's TLS left out (scripts/dist/no-libgit2-tls.c): no CA bundle parsed at every start.
+wrap=()
+for symbol in git_mbedtls_stream_global_init git_mbedtls_stream_new git_mbedtls_stream_wrap git_mbedtls__set_cert_location; do
+  wrap+=(-Xlinker "--wrap=$symbol")
+done
+[ "${PROVISION_DIST_SYMBOLS:-0}" = 1 ] && strip=()
 swift build -c release --product provision --scratch-path "$build" --static-swift-stdlib \
-  -Xlinker "$stage/glibc-compat.o" -Xlinker --gc-sections -Xlinker -s -Xlinker --no-pie
+  -Xlinker "$stage/glibc-compat.o" -Xlinker "$stage/no-libgit2-tls.o" "${wrap[@]}" -Xlinker --gc-sections "${strip[@]}" -Xlinker --no-pie
 binary=$build/release/provision
 version=$("$binary" --version)
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
