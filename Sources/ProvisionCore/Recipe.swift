@@ -274,7 +274,10 @@ struct RecipeParser {
         }
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            // The basic resolver: a recipe's scalars are text, typed by the option they fill, so
+            // YAML 1.1's implicit tags are never needed (and the default resolver's regular
+            // expressions cost a whole command about 9M instructions to compile).
+            node = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             throw translate(error)
         }
