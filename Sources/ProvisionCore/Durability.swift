@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 
 #if canImport(Glibc)
@@ -12,4 +13,8 @@ enum Durability {
 
     @discardableResult
     static func sync(_ fd: Int32) -> Int32 { enabled ? fsync(fd) : 0 }
+
+    /// syncfs(2): the whole file system holding `fd`, for a batch of files made durable together.
+    @discardableResult
+    static func syncFileSystem(_ fd: Int32) -> Int32 { enabled ? provision_syncfs(fd) : 0 }
 }

@@ -472,14 +472,31 @@ public final class Engine {
             }
         }
         var written: [FileChange] = []
+        var staged: [Int: RootWriter.Staged] = [:]
         onEvent?(.writing(work.changes.count))
         do {
-            for change in work.changes {
-                try write(change)
+            // Every new content first, in a temporary file beside its target, all made durable by
+            // one syncfs per file system; then each renamed into place (removals and owner/mode
+            // changes in the same order), and the renames made durable the same way. A crash in
+            // between is what the journal is for; a failure while staging changes nothing.
+            for (index, change) in work.changes.enumerated() {
+                if case .file(let data, let meta) = change.after, !change.isMetadataOnly {
+                    staged[index] = try writer.stage(change.path, content: data, meta: meta)
+                }
+            }
+            try writer.syncFileSystems(staged.values.map(\.directory))
+            for (index, change) in work.changes.enumerated() {
+                if let file = staged.removeValue(forKey: index) {
+                    try writer.publish(file)
+                } else {
+                    try write(change, sync: false)
+                }
                 written.append(change)
                 FaultInjection.didWrite()
             }
+            try writer.syncFileSystems(writer.existingDirectories(of: work.changes.map(\.path)))
         } catch {
+            for file in staged.values { writer.discard(file) }
             // The reserve gives back the room the files already written need to be put back.
             reserve?.release()
             var restoreFailure: Error?
@@ -532,13 +549,14 @@ public final class Engine {
         return objects * 4096 + SpaceReserve.blocks(meta) + SpaceReserve.blocks(record) + 16 * 1024
     }
 
-    private func write(_ change: FileChange) throws {
+    /// One change on its own; without `sync` its durability is the caller's (a batch's syncfs).
+    private func write(_ change: FileChange, sync: Bool = true) throws {
         switch change.after {
         case .absent:
-            try writer.remove(change.path)
+            try writer.remove(change.path, sync: sync)
         case .file(let data, let meta):
-            if case .file(let old, _) = change.before, old == data {
-                try writer.setMeta(change.path, meta)
+            if change.isMetadataOnly {
+                try writer.setMeta(change.path, meta, sync: sync)
             } else {
                 try writer.writeAtomically(change.path, content: data, meta: meta)
             }
@@ -626,7 +644,10 @@ public final class Engine {
     private func names() -> HostView { HostView(root: root, facts: .map([:])) }
 
     private lazy var hostName: String = {
-        if case .string(let name)? = (try? Facts.gather(root))?.lookup(["hostname"]), name != "localhost" { return name }
+        if let data = try? root.readState(root.resolve("/etc/hostname")).content {
+            let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !name.isEmpty, name != "localhost" { return name }
+        }
         var buffer = [UInt8](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count)
         return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)

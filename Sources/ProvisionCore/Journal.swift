@@ -61,9 +61,12 @@ struct Journal: Codable {
         GitRepository.syncDirectory(directory)
     }
 
-    /// Removed once the run is recorded; the directory is synced so the removal is durable too.
+    /// Removed once the run is recorded. The removal is not synced on its own: every later commit
+    /// syncs the history's file system (`syncObjects`) before its branch moves, so a journal that a
+    /// power cut brings back can only name the run (or recovery) at the tip, which the next run
+    /// recognises and removes again (`Engine.recover`); after a put-back its files already match
+    /// its base, and recovering it changes nothing.
     static func remove(_ path: String) {
-        guard unlink(path) == 0 else { return }
-        GitRepository.syncDirectory((path as NSString).deletingLastPathComponent)
+        unlink(path)
     }
 }

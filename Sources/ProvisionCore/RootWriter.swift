@@ -45,8 +45,8 @@ struct RootWriter: Sendable {
     }
 
     /// Creates the missing directories of a resolved host path (mode 0755), each through the
-    /// descriptor of its parent.
-    func createDirectories(_ resolvedPath: String) throws {
+    /// descriptor of its parent. Without `sync` the caller makes them durable (a batch's syncfs).
+    func createDirectories(_ resolvedPath: String, sync: Bool = true) throws {
         for directory in root.missingParents(of: resolvedPath + "/x") {
             let (parent, name) = HostRoot.split(directory)
             let parentFD = try openDirectory(parent)
@@ -54,7 +54,7 @@ struct RootWriter: Sendable {
             guard mkdirat(parentFD, name, 0o755) == 0 || errno == EEXIST else {
                 throw ProvisionError.io("cannot create directory", directory)
             }
-            Durability.sync(parentFD)
+            if sync { Durability.sync(parentFD) }
         }
     }
 
@@ -62,30 +62,77 @@ struct RootWriter: Sendable {
     /// extended attributes set, fsync, rename over, fsync the directory. Readers see the old file or
     /// the new one, never a mixture.
     func writeAtomically(_ resolvedPath: String, content: Data, meta: FileMeta) throws {
+        let staged = try stage(resolvedPath, content: content, meta: meta, sync: true)
+        try publish(staged)
+        Durability.sync(staged.directory.fd)
+    }
+
+    /// A new content in its temporary file beside the file it is to replace (`stage`).
+    struct Staged: Sendable {
+        let path: String
+        let directory: Descriptor
+        let temporary: String
+        let name: String
+    }
+
+    /// The first half of an atomic replacement: the content written to a temporary file in the
+    /// target's directory, with the owner, mode and extended attributes the file will have. Not
+    /// synced unless `sync`: a batch is made durable by one `syncFileSystems` before `publish`
+    /// renames each file into place, instead of an fsync per file and per directory.
+    func stage(_ resolvedPath: String, content: Data, meta: FileMeta, sync: Bool = false) throws -> Staged {
         let (directory, name) = HostRoot.split(resolvedPath)
-        try createDirectories(directory)
-        let dirFD = try openDirectory(directory)
-        defer { close(dirFD) }
-        let (fd, tempName) = try Self.createTemporary(in: dirFD, named: name, what: resolvedPath)
-        var committed = false
-        defer {
-            if !committed { unlinkat(dirFD, tempName, 0) }
-        }
+        try createDirectories(directory, sync: sync)
+        let dirFD = Descriptor(try openDirectory(directory))
+        let (fd, tempName) = try Self.createTemporary(in: dirFD.fd, named: name, what: resolvedPath)
         do {
             defer { close(fd) }
             try Self.writeAll(fd, content, what: resolvedPath)
-            let old = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            let old = openat(dirFD.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             if old >= 0 {
                 copyExtendedAttributes(from: old, to: fd)
                 close(old)
             }
             guard fchown(fd, meta.uid, meta.gid) == 0 else { throw ProvisionError.io("cannot set owner of", resolvedPath) }
             guard fchmod(fd, mode_t(meta.mode)) == 0 else { throw ProvisionError.io("cannot set mode of", resolvedPath) }
-            guard Durability.sync(fd) == 0 else { throw ProvisionError.io("cannot sync", resolvedPath) }
+            if sync { guard Durability.sync(fd) == 0 else { throw ProvisionError.io("cannot sync", resolvedPath) } }
+        } catch {
+            unlinkat(dirFD.fd, tempName, 0)
+            throw error
         }
-        guard renameat(dirFD, tempName, dirFD, name) == 0 else { throw ProvisionError.io("cannot replace", resolvedPath) }
-        committed = true
-        Durability.sync(dirFD)
+        return Staged(path: resolvedPath, directory: dirFD, temporary: tempName, name: name)
+    }
+
+    /// The second half: the temporary file renamed over the target. Not synced.
+    func publish(_ staged: Staged) throws {
+        guard renameat(staged.directory.fd, staged.temporary, staged.directory.fd, staged.name) == 0 else {
+            let failure = ProvisionError.io("cannot replace", staged.path)
+            discard(staged)
+            throw failure
+        }
+    }
+
+    /// A staged file that will not be published.
+    func discard(_ staged: Staged) {
+        unlinkat(staged.directory.fd, staged.temporary, 0)
+    }
+
+    /// One syncfs(2) for each file system holding one of these directories (`/boot` may be its
+    /// own): every file written, renamed or removed in them so far is durable.
+    func syncFileSystems(_ directories: [Descriptor]) throws {
+        var devices: Set<UInt64> = []
+        for directory in directories {
+            var info = stat()
+            guard fstat(directory.fd, &info) == 0 else { throw ProvisionError.io("cannot inspect", root.path) }
+            guard devices.insert(UInt64(info.st_dev)).inserted else { continue }
+            guard Durability.syncFileSystem(directory.fd) == 0 else { throw ProvisionError.io("cannot sync the file system of", root.path) }
+        }
+    }
+
+    /// The directories of these resolved paths that exist, opened (for `syncFileSystems`).
+    func existingDirectories(of paths: [String]) -> [Descriptor] {
+        Set(paths.map { HostRoot.split($0).directory }).sorted().compactMap { directory in
+            (try? openDirectory(directory)).map(Descriptor.init)
+        }
     }
 
     /// A new file `.NAME.provision-XXXXXX` (mode 0600) in an open directory. The pattern is what
@@ -118,8 +165,9 @@ struct RootWriter: Sendable {
         }
     }
 
-    /// Changes only owner and mode, in place, when the content is already right.
-    func setMeta(_ resolvedPath: String, _ meta: FileMeta) throws {
+    /// Changes only owner and mode, in place, when the content is already right. Without `sync`
+    /// the caller makes it durable (a batch's syncfs).
+    func setMeta(_ resolvedPath: String, _ meta: FileMeta, sync: Bool = true) throws {
         let fd = openBeneath(resolvedPath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw ProvisionError.io("cannot open", resolvedPath) }
         defer { close(fd) }
@@ -129,10 +177,10 @@ struct RootWriter: Sendable {
         }
         guard fchown(fd, meta.uid, meta.gid) == 0 else { throw ProvisionError.io("cannot set owner of", resolvedPath) }
         guard fchmod(fd, mode_t(meta.mode)) == 0 else { throw ProvisionError.io("cannot set mode of", resolvedPath) }
-        Durability.sync(fd)
+        if sync { Durability.sync(fd) }
     }
 
-    func remove(_ resolvedPath: String) throws {
+    func remove(_ resolvedPath: String, sync: Bool = true) throws {
         let (directory, name) = HostRoot.split(resolvedPath)
         let dirFD: Int32
         do {
@@ -142,7 +190,7 @@ struct RootWriter: Sendable {
         }
         defer { close(dirFD) }
         guard unlinkat(dirFD, name, 0) == 0 || errno == ENOENT else { throw ProvisionError.io("cannot remove", resolvedPath) }
-        Durability.sync(dirFD)
+        if sync { Durability.sync(dirFD) }
     }
 
     /// Removes a directory if it is empty; true when it was removed.
