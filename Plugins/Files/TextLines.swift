@@ -7,10 +7,11 @@ struct TextLines {
     var lines: [String]
     var endsWithNewline: Bool
 
+    /// Lines end at each "\n" byte (a CRLF line keeps its "\r", and comes back as it was).
     init(_ text: String) {
-        var parts = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        endsWithNewline = text.hasSuffix("\n") || text.isEmpty
-        if text.hasSuffix("\n") || text.isEmpty { parts.removeLast() }
+        var parts = text.split(byte: "\n", omittingEmptySubsequences: false)
+        endsWithNewline = text.utf8.last == UInt8(ascii: "\n") || text.isEmpty
+        if endsWithNewline { parts.removeLast() }
         lines = parts
     }
 

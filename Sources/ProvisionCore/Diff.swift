@@ -26,14 +26,19 @@ public enum Diff {
         return out
     }
 
+    /// A NUL byte anywhere (memchr: Data's own iterator goes byte by byte through a generic path).
+    private static func hasNUL(_ data: Data) -> Bool {
+        data.withUnsafeBytes { bytes in bytes.count > 0 && memchr(bytes.baseAddress!, 0, bytes.count) != nil }
+    }
+
     /// `redact` rewrites each printed line (and a hunk header's context text) before it is output.
     /// `requireUTF8` false diffs any text without NUL bytes (as git does), not only UTF-8.
     public static func unified(
         old: Data, new: Data, oldLabel: String, newLabel: String, context: Int = 3, redact: ((Substring) -> String)? = nil,
         requireUTF8: Bool = true
     ) -> String {
-        guard !requireUTF8 || (String(data: old, encoding: .utf8) != nil && String(data: new, encoding: .utf8) != nil), !old.contains(0),
-            !new.contains(0)
+        guard !requireUTF8 || (String(data: old, encoding: .utf8) != nil && String(data: new, encoding: .utf8) != nil), !hasNUL(old),
+            !hasNUL(new)
         else {
             return "Binary files \(oldLabel) and \(newLabel) differ (\(old.count) -> \(new.count) bytes)\n"
         }

@@ -32,7 +32,7 @@ public enum Facts {
     /// os-release is a shell-compatible KEY=value list; values may be quoted.
     public static func parseOSRelease(_ text: String) -> [String: String] {
         var result: [String: String] = [:]
-        for rawLine in text.split(separator: "\n") {
+        for rawLine in text.split(byte: "\n") {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
             var value = String(line[line.index(after: equals)...])
@@ -45,7 +45,7 @@ public enum Facts {
     }
 
     public static func cpuVendor(_ cpuinfo: String) -> String {
-        for line in cpuinfo.split(separator: "\n") where line.hasPrefix("vendor_id") {
+        for line in cpuinfo.split(byte: "\n") where line.hasPrefix("vendor_id") {
             if line.contains("GenuineIntel") { return "intel" }
             if line.contains("AuthenticAMD") || line.contains("HygonGenuine") { return "amd" }
             return line.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? "unknown"

@@ -15,7 +15,7 @@ public struct FileMeta: Sendable, Hashable, Codable {
     }
 
     /// Mode as the four-digit octal string people write in recipes and read in history.
-    public var modeString: String { String(format: "%04o", mode) }
+    public var modeString: String { mode.digits(radix: 8, width: 4) }
 
     public static func parseMode(_ text: String) -> UInt32? {
         let digits = text.hasPrefix("0o") ? String(text.dropFirst(2)) : text

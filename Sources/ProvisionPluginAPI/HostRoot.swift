@@ -50,7 +50,7 @@ public struct HostRoot: Sendable {
         guard !hostPath.contains("\0") else {
             throw ProvisionError(.invalidInput, "path contains a NUL byte", at: location)
         }
-        let parts = hostPath.split(separator: "/", omittingEmptySubsequences: true)
+        let parts = hostPath.split(byte: "/")
         if parts.contains(where: { $0 == ".." || $0 == "." }) {
             throw ProvisionError(
                 .pathEscape, "path \"\(hostPath)\" has a \".\" or \"..\" component; write it without them",
@@ -104,7 +104,7 @@ public struct HostRoot: Sendable {
     /// start again at the root; a relative target whose `..` climbs above the root is refused, as
     /// is a chain of more than 40 links. The last component need not exist.
     public func resolve(_ hostPath: String) throws -> String {
-        var pending = Array(hostPath.split(separator: "/").map(String.init).reversed())
+        var pending = Array(hostPath.split(byte: "/").reversed())
         var resolved: [String] = []
         var hops = 0
         var missing = false
@@ -133,7 +133,7 @@ public struct HostRoot: Sendable {
             let target = try readLink(relative)
             resolved.removeLast()
             if target.hasPrefix("/") { resolved.removeAll() }
-            pending.append(contentsOf: target.split(separator: "/").map(String.init).reversed())
+            pending.append(contentsOf: target.split(byte: "/").reversed())
         }
         return "/" + resolved.joined(separator: "/")
     }

@@ -63,7 +63,7 @@ public enum SHA256 {
                 }
             }
             pending = []
-            return h.map { String(format: "%08x", $0) }.joined()
+            return h.map { $0.digits(radix: 16, width: 8) }.joined()
         }
 
         private mutating func compress(_ block: Slice<UnsafeBufferPointer<UInt8>>) {
