@@ -404,6 +404,10 @@ public final class Engine {
         record.durationMs = Int(Date().timeIntervalSince(started) * 1000)
         reserve?.release()
         do {
+            // The written files are durable before the commit that records them: the commit's own
+            // syncfs covers the history's file system, so only other file systems (a separate
+            // /boot, a history kept elsewhere) are synced here.
+            try writer.syncFileSystems(writer.existingDirectories(of: work.changes.map(\.path)), except: history.repo.path)
             let committed = try history.commit(work.base, files: outcome.recorded.map { ($0.path, $0.after) }, record: record, names: names())
             Journal.remove(history.journalPath)
             return (committed, outcome)
@@ -477,8 +481,8 @@ public final class Engine {
         do {
             // Every new content first, in a temporary file beside its target, all made durable by
             // one syncfs per file system; then each renamed into place (removals and owner/mode
-            // changes in the same order), and the renames made durable the same way. A crash in
-            // between is what the journal is for; a failure while staging changes nothing.
+            // changes in the same order), made durable with the run's commit (`performAndRecord`).
+            // A crash in between is what the journal is for; a failure while staging changes nothing.
             for (index, change) in work.changes.enumerated() {
                 if case .file(let data, let meta) = change.after, !change.isMetadataOnly {
                     staged[index] = try writer.stage(change.path, content: data, meta: meta)
@@ -494,7 +498,6 @@ public final class Engine {
                 written.append(change)
                 FaultInjection.didWrite()
             }
-            try writer.syncFileSystems(writer.existingDirectories(of: work.changes.map(\.path)))
         } catch {
             for file in staged.values { writer.discard(file) }
             // The reserve gives back the room the files already written need to be put back.
@@ -535,12 +538,12 @@ public final class Engine {
     /// the metadata and the run record (estimated before handlers add their output), the commit,
     /// and the branch's lock file.
     private func commitEstimate(_ work: Work) -> Int {
-        var directories: Set<String> = ["", ".provision"]
+        var directories: Set<String> = ["/", "/.provision"]
         for change in work.changes {
-            var directory = (HostRoot.relative(change.path) as NSString).deletingLastPathComponent
-            while !directory.isEmpty {
+            var directory = HostRoot.split(change.path).directory
+            while directory != "/" {
                 directories.insert(directory)
-                directory = (directory as NSString).deletingLastPathComponent
+                directory = HostRoot.split(directory).directory
             }
         }
         let meta = (work.base.meta.count + work.changes.count) * 256
@@ -689,11 +692,11 @@ public final class Engine {
             if let journal = try? Journal.read(history.journalPath) { paths += journal.paths }
             for path in paths {
                 guard let normalized = try? HostRoot.normalize(path), normalized == path else { continue }
-                var directory = (path as NSString).deletingLastPathComponent
+                var directory = HostRoot.split(path).directory
                 while true {
                     directories.insert(directory)
                     if directory == "/" { break }
-                    directory = (directory as NSString).deletingLastPathComponent
+                    directory = HostRoot.split(directory).directory
                 }
             }
             leftovers += writer.removeOrphans(in: directories).map(root.real)

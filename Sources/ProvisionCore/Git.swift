@@ -420,7 +420,8 @@ final class GitRepository {
         return try body()
     }
 
-    /// One syncfs(2) of the history's file system: every object written so far is durable.
+    /// One syncfs(2) of the history's file system: every object written so far is durable, and so
+    /// is every host file a run wrote on that file system (the engine relies on it).
     func syncObjects() throws {
         guard Durability.enabled else { return }
         let fd = Glibc.open(path + "/objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -117,9 +117,14 @@ struct RootWriter: Sendable {
     }
 
     /// One syncfs(2) for each file system holding one of these directories (`/boot` may be its
-    /// own): every file written, renamed or removed in them so far is durable.
-    func syncFileSystems(_ directories: [Descriptor]) throws {
+    /// own): every file written, renamed or removed in them so far is durable. The file system of
+    /// `except` is left to its owner's own sync.
+    func syncFileSystems(_ directories: [Descriptor], except: String? = nil) throws {
         var devices: Set<UInt64> = []
+        if let except {
+            var info = stat()
+            if stat(except, &info) == 0 { devices.insert(UInt64(info.st_dev)) }
+        }
         for directory in directories {
             var info = stat()
             guard fstat(directory.fd, &info) == 0 else { throw ProvisionError.io("cannot inspect", root.path) }
