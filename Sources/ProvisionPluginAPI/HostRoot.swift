@@ -158,8 +158,12 @@ public struct HostRoot: Sendable {
     }
 
     package static func split(_ resolvedPath: String) -> (directory: String, name: String) {
-        let directory = (resolvedPath as NSString).deletingLastPathComponent
-        return (directory.isEmpty ? "/" : directory, (resolvedPath as NSString).lastPathComponent)
+        let bytes = resolvedPath.utf8
+        guard resolvedPath != "/", let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else {
+            return ("/", resolvedPath)
+        }
+        let directory = String(decoding: bytes[..<slash], as: UTF8.self)
+        return (directory.isEmpty ? "/" : directory, String(decoding: bytes[bytes.index(after: slash)...], as: UTF8.self))
     }
 
     // MARK: reading

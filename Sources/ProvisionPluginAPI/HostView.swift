@@ -88,9 +88,9 @@ public final class HostView {
     /// Name for a numeric id in the root's own passwd/group file, if listed.
     public func name(forID id: UInt32, inFile file: String) -> String? {
         guard let text = try? self.text(file) else { return id == 0 ? "root" : nil }
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
-            if fields.count > 2, UInt32(fields[2]) == id { return String(fields[0]) }
+        for line in text.split(byte: "\n") {
+            let fields = line.split(byte: ":", omittingEmptySubsequences: false)
+            if fields.count > 2, UInt32(fields[2]) == id { return fields[0] }
         }
         return id == 0 ? "root" : nil
     }
@@ -98,8 +98,8 @@ public final class HostView {
     private func lookupID(_ name: String, in file: String, what: String) throws -> UInt32 {
         if let numeric = UInt32(name) { return numeric }
         if let text = try text(file) {
-            for line in text.split(separator: "\n") {
-                let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            for line in text.split(byte: "\n") {
+                let fields = line.split(byte: ":", omittingEmptySubsequences: false)
                 if fields.count > 2, fields[0] == name, let id = UInt32(fields[2]) { return id }
             }
         }
