@@ -34,7 +34,18 @@ final class HistoryStore {
         return try point(at: commit)
     }
 
+    /// The last point read: a run reads the tip when it opens the history (verifyTip) and again
+    /// when it starts; a commit never changes, so the second read is this.
+    private var lastPoint: HistoryPoint?
+
     func point(at commit: ObjectID) throws -> HistoryPoint {
+        if let lastPoint, lastPoint.commit == commit { return lastPoint }
+        let point = try readPoint(at: commit)
+        lastPoint = point
+        return point
+    }
+
+    private func readPoint(at commit: ObjectID) throws -> HistoryPoint {
         do {
             let info = try repo.commit(commit)
             let decoder = JSONDecoder.history
