@@ -14,7 +14,29 @@ if [ "${BENCH_INPROCESS:-1}" = 1 ]; then .build/release/provision-bench; fi
 scripts/dist.sh "${BENCH_DIST:-/tmp/provision-bench-dist}" >/dev/null
 dist="${BENCH_DIST:-/tmp/provision-bench-dist}/provision"
 runs=${BENCH_CLI_RUNS:-30}
-work=$(mktemp -d /tmp/provision-bench-cli-XXXXXX)
+# Where the roots and the git repository live: by default a fresh ext4 with its journal (Debian's
+# mkfs defaults) on a loop file, as a host's root file system is, so that fsync and syncfs cost
+# what they cost there and every run starts from the same file system; BENCH_FS=tmp uses /tmp (on
+# this VM an ext4 without a journal, whose inode allocator slows down under create/delete churn).
+loop_image= loop_mount=
+cleanup() {
+  if [ -n "$loop_mount" ]; then umount "$loop_mount" 2>/dev/null || true; rmdir "$loop_mount" 2>/dev/null || true; fi
+  if [ -n "$loop_image" ]; then rm -f "$loop_image"; fi
+}
+trap cleanup EXIT
+fs="/tmp ($(findmnt -n -o FSTYPE --target /tmp 2>/dev/null || echo unknown))"
+if [ "${BENCH_FS:-loop}" = loop ] && [ "$(id -u)" = 0 ]; then
+  loop_image=$(mktemp /tmp/provision-bench-fs-XXXXXX.img)
+  loop_mount=$(mktemp -d /tmp/provision-bench-mnt-XXXXXX)
+  truncate -s 1G "$loop_image"
+  if mkfs.ext4 -q -F "$loop_image" && mount -o loop "$loop_image" "$loop_mount"; then
+    fs="a fresh journaled ext4 on a loop file"
+  else
+    echo "bench: cannot mount a loop file system; measuring in /tmp" >&2
+    rmdir "$loop_mount"; loop_mount=
+  fi
+fi
+work=$(mktemp -d "${loop_mount:-/tmp}/provision-bench-cli-XXXXXX")
 recipe=scripts/bench/eight-files.yaml
 fresh() { # a copy of the Arch snapshot with the directories the 8 edits write into
   rm -rf "$work/root"; cp -a snapshots/arch "$work/root"
@@ -31,6 +53,11 @@ git_commit() {
   echo "$RANDOM $RANDOM" >"$work/repo/file-$((RANDOM % 8))"
   ms sh -c "cd '$work/repo' && git add -A && git commit -q -m change"
 }
+# The same with git's own durability on (git syncs nothing by default): objects, index and refs.
+git_commit_synced() {
+  echo "$RANDOM $RANDOM" >"$work/repo/file-$((RANDOM % 8))"
+  ms sh -c "cd '$work/repo' && git -c core.fsync=committed,index -c core.fsyncMethod=fsync add -A && git -c core.fsync=committed,index -c core.fsyncMethod=fsync commit -q -m change"
+}
 rm -rf "$work/repo"; mkdir -p "$work/repo"; git -C "$work/repo" init -q
 for i in $(seq 0 7); do echo "$i" >"$work/repo/file-$i"; done
 git -C "$work/repo" -c user.name=bench -c user.email=bench@localhost commit -q --allow-empty -m start
@@ -46,6 +73,7 @@ plan_fresh() { ms "$dist" plan "$recipe" --root "$work/root"; }
 noop() { ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
 
 git_ms=$(series git git_commit)
+git_synced_ms=$(series git-synced git_commit_synced)
 version_ms=$(series version ms "$dist" --version)
 hello_ms=$(series hello ms "$work/hello")
 fresh_ms=$(series apply-fresh apply_fresh)
@@ -64,9 +92,10 @@ if [ "${BENCH_ANSIBLE:-1}" = 1 ]; then
 fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 echo
-echo "whole commands, medians of $runs ($(nproc) cores, $(date -u +%F)); the binary: $dist ($(stat -c %s "$dist") bytes)"
+echo "whole commands, medians of $runs ($(nproc) cores, $(date -u +%F), on $fs); the binary: $dist ($(stat -c %s "$dist") bytes)"
 printf '%-44s %10s %10s %s\n' "command" "ms" "ratio" "goal"
 printf '%-44s %10s\n' "git add -A && git commit (1 changed file)" "$git_ms"
+printf '%-44s %10s %10s %s\n' "  the same with core.fsync=committed,index" "$git_synced_ms" "$(ratio "$git_synced_ms" "$git_ms")" "(git syncs nothing by default)"
 printf '%-44s %10s %10s %s\n' "provision apply (8 files, history commit)" "$apply_ms" "$(ratio "$apply_ms" "$git_ms")" "<= 2x git commit"
 printf '%-44s %10s %10s %s\n' "  on a fresh root (creates the history)" "$fresh_ms" "$(ratio "$fresh_ms" "$git_ms")" ""
 printf '%-44s %10s %10s %s\n' "  the same without any fsync (unsafe)" "$nosync_ms" "$(ratio "$nosync_ms" "$git_ms")" "the cost of durability: $(awk -v a="$apply_ms" -v b="$nosync_ms" 'BEGIN { printf "%.2f ms", a - b }')"
@@ -74,6 +103,30 @@ printf '%-44s %10s %10s %s\n' "provision apply, nothing to do" "$noop_ms" "$(rat
 printf '%-44s %10s %10s %s\n' "provision plan (8 files)" "$plan_ms" "$(ratio "$plan_ms" "$git_ms")" "<= 1x git commit"
 printf '%-44s %10s %10s %s\n' "provision --version" "$version_ms" "$(ratio "$version_ms" "$hello_ms")" "<= 1.5x a static Swift hello ($hello_ms ms)"
 printf '%-44s %10s %10s\n' "ansible-playbook, the same 8 edits (median of 5)" "$ansible_ms" "$( [ "$ansible_ms" = - ] && echo - || ratio "$ansible_ms" "$git_ms")"
+
+# Flat with history: the same whole commands on a root with 2 runs and one with BENCH_HISTORY_RUNS
+# (default 10,000) runs of the recipe (apply/rollback pairs), both packed by `history gc` first.
+# BENCH_HISTORY_CLI=0 skips it (filling the long history takes a few minutes).
+if [ "${BENCH_HISTORY_CLI:-1}" = 1 ]; then
+  long_runs=${BENCH_HISTORY_RUNS:-10000}
+  for n in 2 "$long_runs"; do
+    rm -rf "$work/h$n"
+    BENCH_FILL_ONLY="$work/h$n" BENCH_HISTORY_RUNS=$n .build/release/provision-bench
+    mkdir -p "$work/h$n/etc/"{modprobe.d,modules-load.d,sysctl.d,security/limits.d}
+    "$dist" history gc --root "$work/h$n" >/dev/null
+  done
+  flat_apply() { "$dist" rollback --root "$1" --no-handlers >/dev/null 2>&1 || true; ms "$dist" apply "$recipe" --root "$1" --no-handlers; }
+  flat_noop() { ms "$dist" apply "$recipe" --root "$1" --no-handlers; }
+  flat_plan() { ms "$dist" plan "$recipe" --root "$1"; }
+  echo
+  echo "flat with history (whole commands, medians of $runs, both histories packed):"
+  printf '%-44s %10s %10s %s\n' "command" "2 runs" "$long_runs runs" "ratio"
+  for what in plan apply noop; do
+    short_ms=$(series "$what" "flat_$what" "$work/h2")
+    long_ms=$(series "$what" "flat_$what" "$work/h$long_runs")
+    printf '%-44s %10s %10s %s\n' "provision $what" "$short_ms" "$long_ms" "$(ratio "$long_ms" "$short_ms")"
+  done
+fi
 
 # Linear in file size: plan of one edit in a 1 MB and a 10 MB file (time and peak memory).
 for size in 1 10; do
@@ -102,13 +155,13 @@ if [ "${BENCH_AUDIT_CLI:-1}" = 1 ]; then
     for r in "$short" "$long"; do
       values=()
       # shellcheck disable=SC2086
-      for _ in $(seq 15); do values+=("$(time_ms .build/release/provision $cmd --root "$r")"); done
+      for _ in $(seq 15); do values+=("$(ms .build/release/provision $cmd --root "$r")"); done
       line="$line $(printf '%s\n' "${values[@]}" | median) ms"
     done
     echo "CLI $line (100 runs, ${BENCH_HISTORY_RUNS:-10000} runs)"
   done
   archive=$(mktemp -u /tmp/provision-bench-XXXXXX.tar.zst)
-  printf 'export of the long history: %s ms, ' "$(( $(time_ms .build/release/provision export "$archive" --root "$long") / 1000 ))"
-  printf 'export --verify: %s ms, %s bytes\n' "$(( $(time_ms .build/release/provision export --verify "$archive") / 1000 ))" "$(stat -c %s "$archive")"
+  printf 'export of the long history: %s ms, ' "$(( $(ms .build/release/provision export "$archive" --root "$long") / 1000 ))"
+  printf 'export --verify: %s ms, %s bytes\n' "$(( $(ms .build/release/provision export --verify "$archive") / 1000 ))" "$(stat -c %s "$archive")"
   rm -rf "$short" "$long" "$archive"
 fi
