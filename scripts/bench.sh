@@ -46,63 +46,69 @@ fresh() { # a copy of the Arch snapshot with the directories the 8 edits write i
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'; }
 series() { local name=$1; shift; local values=(); for _ in $(seq "$runs"); do values+=("$("$@")"); done; printf '%s\n' "${values[@]}" | median; }
+# hyperfine (Debian's) times the whole commands: no shell around them, warm-up runs, and a
+# --prepare command (untimed) that puts the root back before each timed run. Prints the median, ms.
+command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+timed() { # PREPARE COMMAND...
+  local prepare=$1; shift
+  local options=(-N -w 3 -r "$runs" --export-json "$work/timing.json")
+  [ -n "$prepare" ] && options+=(--prepare "$prepare")
+  hyperfine "${options[@]}" "$*" >/dev/null 2>&1 || { echo "bench: $* failed under hyperfine" >&2; exit 1; }
+  python3 -c 'import json, sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"] * 1000))' "$work/timing.json"
+}
 
 printf 'print("hello")\n' >"$work/hello.swift"
 swiftc -O -static-stdlib "$work/hello.swift" -o "$work/hello" 2>/dev/null
-git_commit() {
-  echo "$RANDOM $RANDOM" >"$work/repo/file-$((RANDOM % 8))"
-  ms sh -c "cd '$work/repo' && git add -A && git commit -q -m change"
-}
-# The same with git's own durability on (git syncs nothing by default): objects, index and refs.
-git_commit_synced() {
-  echo "$RANDOM $RANDOM" >"$work/repo/file-$((RANDOM % 8))"
-  ms sh -c "cd '$work/repo' && git -c core.fsync=committed,index -c core.fsyncMethod=fsync add -A && git -c core.fsync=committed,index -c core.fsyncMethod=fsync commit -q -m change"
-}
 rm -rf "$work/repo"; mkdir -p "$work/repo"; git -C "$work/repo" init -q
 for i in $(seq 0 7); do echo "$i" >"$work/repo/file-$i"; done
 git -C "$work/repo" -c user.name=bench -c user.email=bench@localhost commit -q --allow-empty -m start
 git -C "$work/repo" config user.name bench; git -C "$work/repo" config user.email bench@localhost; git -C "$work/repo" add -A; git -C "$work/repo" commit -q -m files
+change_a_file="bash -c 'echo \$RANDOM\$RANDOM >$work/repo/file-\$((RANDOM % 8))'"
+git_ms=$(timed "$change_a_file" sh -c "'cd $work/repo && git add -A && git commit -q -m change'")
+# The same with git's own durability on (git syncs nothing by default): objects, index and refs.
+synced="-c core.fsync=committed,index -c core.fsyncMethod=fsync"
+git_synced_ms=$(timed "$change_a_file" sh -c "'cd $work/repo && git $synced add -A && git $synced commit -q -m change'")
+version_ms=$(timed "" "$dist" --version)
+hello_ms=$(timed "" "$work/hello")
 
-apply_fresh() { fresh >/dev/null; ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
-# The same apply on a root whose history exists (as git commit works in an existing repository):
-# applied and rolled back first, untimed.
-prepared() { fresh >/dev/null; "$dist" apply "$recipe" --root "$work/root" --no-handlers >/dev/null; "$dist" rollback --root "$work/root" --no-handlers >/dev/null; sync; }
-apply_existing() { prepared; ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
-apply_nosync() { prepared; PROVISION_BENCH_UNSAFE_NO_SYNC=1 ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
-plan_fresh() { ms "$dist" plan "$recipe" --root "$work/root"; }
-noop() { ms "$dist" apply "$recipe" --root "$work/root" --no-handlers; }
-
-git_ms=$(series git git_commit)
-git_synced_ms=$(series git-synced git_commit_synced)
-version_ms=$(series version ms "$dist" --version)
-hello_ms=$(series hello ms "$work/hello")
-fresh_ms=$(series apply-fresh apply_fresh)
-apply_ms=$(series apply apply_existing)
-nosync_ms=$(series apply-no-sync apply_nosync)
+root=$work/root
+run_apply=("$dist" apply "$recipe" --root "$root" --no-handlers)
+# A fresh copy of the snapshot before each run: the apply creates the history.
 fresh >/dev/null
-plan_ms=$(series plan plan_fresh)
-"$dist" apply "$recipe" --root "$work/root" --no-handlers >/dev/null
-noop_ms=$(series no-op noop)
+fresh_ms=$(timed "bash -c 'rm -rf $root && cp -a snapshots/arch $root && mkdir -p $root/etc/modprobe.d $root/etc/modules-load.d $root/etc/sysctl.d $root/etc/security/limits.d && sync'" "${run_apply[@]}")
+# The apply on a root whose history exists (as git commit works in an existing repository): each
+# run preceded by a rollback of the one before.
+fresh >/dev/null
+"${run_apply[@]}" >/dev/null
+apply_ms=$(timed "$dist rollback --root $root --no-handlers" "${run_apply[@]}")
+nosync_ms=$(PROVISION_BENCH_UNSAFE_NO_SYNC=1 timed "$dist rollback --root $root --no-handlers" "${run_apply[@]}")
+noop_ms=$(timed "" "${run_apply[@]}")
+"$dist" rollback --root "$root" --no-handlers >/dev/null
+plan_ms=$(timed "" "$dist" plan "$recipe" --root "$root")
+fresh >/dev/null
+plan_fresh_ms=$(timed "" "$dist" plan "$recipe" --root "$root")
 ansible_ms="-"
 if [ "${BENCH_ANSIBLE:-1}" = 1 ]; then
   [ -x /tmp/provision-bench-venv/bin/ansible-playbook ] || { python3 -m venv /tmp/provision-bench-venv && /tmp/provision-bench-venv/bin/pip -q install ansible-core; } >/dev/null
   export ANSIBLE_HOME=$work/ansible-home ANSIBLE_LOCAL_TEMP=$work/ansible-tmp
-  ansible_run() { fresh >/dev/null; ms /tmp/provision-bench-venv/bin/ansible-playbook -i localhost, -c local -e "root=$work/root" scripts/bench/eight-files.playbook.yml; }
-  ansible_ms=$(runs=5 series ansible ansible_run)
+  ansible_ms=$(runs=5 timed "bash -c 'rm -rf $root && cp -a snapshots/arch $root && mkdir -p $root/etc/modprobe.d $root/etc/modules-load.d $root/etc/sysctl.d $root/etc/security/limits.d'" \
+    /tmp/provision-bench-venv/bin/ansible-playbook -i localhost, -c local -e "root=$root" \
+    -e ansible_python_interpreter=/tmp/provision-bench-venv/bin/python scripts/bench/eight-files.playbook.yml)
 fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 echo
-echo "whole commands, medians of $runs ($(nproc) cores, $(date -u +%F), on $fs); the binary: $dist ($(stat -c %s "$dist") bytes)"
-printf '%-44s %10s %10s %s\n' "command" "ms" "ratio" "goal"
-printf '%-44s %10s\n' "git add -A && git commit (1 changed file)" "$git_ms"
-printf '%-44s %10s %10s %s\n' "  the same with core.fsync=committed,index" "$git_synced_ms" "$(ratio "$git_synced_ms" "$git_ms")" "(git syncs nothing by default)"
-printf '%-44s %10s %10s %s\n' "provision apply (8 files, history commit)" "$apply_ms" "$(ratio "$apply_ms" "$git_ms")" "<= 2x git commit"
-printf '%-44s %10s %10s %s\n' "  on a fresh root (creates the history)" "$fresh_ms" "$(ratio "$fresh_ms" "$git_ms")" ""
-printf '%-44s %10s %10s %s\n' "  the same without any fsync (unsafe)" "$nosync_ms" "$(ratio "$nosync_ms" "$git_ms")" "the cost of durability: $(awk -v a="$apply_ms" -v b="$nosync_ms" 'BEGIN { printf "%.2f ms", a - b }')"
-printf '%-44s %10s %10s %s\n' "provision apply, nothing to do" "$noop_ms" "$(ratio "$noop_ms" "$git_ms")" "<= 1x git commit"
-printf '%-44s %10s %10s %s\n' "provision plan (8 files)" "$plan_ms" "$(ratio "$plan_ms" "$git_ms")" "<= 1x git commit"
-printf '%-44s %10s %10s %s\n' "provision --version" "$version_ms" "$(ratio "$version_ms" "$hello_ms")" "<= 1.5x a static Swift hello ($hello_ms ms)"
-printf '%-44s %10s %10s\n' "ansible-playbook, the same 8 edits (median of 5)" "$ansible_ms" "$( [ "$ansible_ms" = - ] && echo - || ratio "$ansible_ms" "$git_ms")"
+echo "whole commands (hyperfine, medians of $runs; $(nproc) cores, $(date -u +%F), on $fs); the binary: $dist ($(stat -c %s "$dist") bytes)"
+printf '%-46s %10s %10s %s\n' "command" "ms" "ratio" "goal"
+printf '%-46s %10s\n' "git add -A && git commit (1 changed file)" "$git_ms"
+printf '%-46s %10s %10s %s\n' "  the same with core.fsync=committed,index" "$git_synced_ms" "$(ratio "$git_synced_ms" "$git_ms")" "(git syncs nothing by default)"
+printf '%-46s %10s %10s %s\n' "provision apply (8 files, history commit)" "$apply_ms" "$(ratio "$apply_ms" "$git_ms")" "<= 2x git commit; $(ratio "$apply_ms" "$git_synced_ms") of the synced git"
+printf '%-46s %10s %10s %s\n' "  on a fresh root (creates the history)" "$fresh_ms" "$(ratio "$fresh_ms" "$git_ms")" ""
+printf '%-46s %10s %10s %s\n' "  the same without any fsync (unsafe)" "$nosync_ms" "$(ratio "$nosync_ms" "$git_ms")" "the cost of durability: $(awk -v a="$apply_ms" -v b="$nosync_ms" 'BEGIN { printf "%.2f ms", a - b }')"
+printf '%-46s %10s %10s %s\n' "provision apply, nothing to do (records the run)" "$noop_ms" "$(ratio "$noop_ms" "$git_ms")" "<= 1x git commit"
+printf '%-46s %10s %10s %s\n' "provision plan (8 files, root with history)" "$plan_ms" "$(ratio "$plan_ms" "$git_ms")" "<= 1x git commit"
+printf '%-46s %10s %10s %s\n' "  on a fresh root (no history yet)" "$plan_fresh_ms" "$(ratio "$plan_fresh_ms" "$git_ms")" ""
+printf '%-46s %10s %10s %s\n' "provision --version" "$version_ms" "$(ratio "$version_ms" "$hello_ms")" "<= 1.5x a static Swift hello ($hello_ms ms)"
+printf '%-46s %10s %10s\n' "ansible-playbook, the same 8 edits (median of 5)" "$ansible_ms" "$( [ "$ansible_ms" = - ] && echo - || ratio "$ansible_ms" "$git_ms")"
 
 # Flat with history: the same whole commands on a root with 2 runs and one with BENCH_HISTORY_RUNS
 # (default 10,000) runs of the recipe (apply/rollback pairs), both packed by `history gc` first.
@@ -115,17 +121,22 @@ if [ "${BENCH_HISTORY_CLI:-1}" = 1 ]; then
     mkdir -p "$work/h$n/etc/"{modprobe.d,modules-load.d,sysctl.d,security/limits.d}
     "$dist" history gc --root "$work/h$n" >/dev/null
   done
-  flat_apply() { "$dist" rollback --root "$1" --no-handlers >/dev/null 2>&1 || true; ms "$dist" apply "$recipe" --root "$1" --no-handlers; }
-  flat_noop() { ms "$dist" apply "$recipe" --root "$1" --no-handlers; }
-  flat_plan() { ms "$dist" plan "$recipe" --root "$1"; }
   echo
-  echo "flat with history (whole commands, medians of $runs, both histories packed):"
-  printf '%-44s %10s %10s %s\n' "command" "2 runs" "$long_runs runs" "ratio"
-  for what in plan apply noop; do
-    short_ms=$(series "$what" "flat_$what" "$work/h2")
-    long_ms=$(series "$what" "flat_$what" "$work/h$long_runs")
-    printf '%-44s %10s %10s %s\n' "provision $what" "$short_ms" "$long_ms" "$(ratio "$long_ms" "$short_ms")"
-  done
+  echo "flat with history (whole commands, hyperfine medians of $runs, both histories packed):"
+  printf '%-46s %10s %10s %s\n' "command" "2 runs" "$long_runs runs" "ratio"
+  flat() { # ROOT -> "plan apply noop" medians
+    local r=$1 plan apply noop
+    plan=$(timed "" "$dist" plan "$recipe" --root "$r")
+    "$dist" apply "$recipe" --root "$r" --no-handlers >/dev/null
+    apply=$(timed "$dist rollback --root $r --no-handlers" "$dist" apply "$recipe" --root "$r" --no-handlers)
+    noop=$(timed "" "$dist" apply "$recipe" --root "$r" --no-handlers)
+    echo "$plan $apply $noop"
+  }
+  read -r short_plan short_apply short_noop < <(flat "$work/h2")
+  read -r long_plan long_apply long_noop < <(flat "$work/h$long_runs")
+  printf '%-46s %10s %10s %s\n' "provision plan" "$short_plan" "$long_plan" "$(ratio "$long_plan" "$short_plan")"
+  printf '%-46s %10s %10s %s\n' "provision apply" "$short_apply" "$long_apply" "$(ratio "$long_apply" "$short_apply")"
+  printf '%-46s %10s %10s %s\n' "provision apply, nothing to do" "$short_noop" "$long_noop" "$(ratio "$long_noop" "$short_noop")"
 fi
 
 # Linear in file size: plan of one edit in a 1 MB and a 10 MB file (time and peak memory).
