@@ -37,6 +37,20 @@ import Testing
         #expect(try root.readState(try root.resolve("/etc/hostile")) == .absent)
     }
 
+    /// A combining mark after "/" makes one Character of the two, but the kernel still splits
+    /// there: so must the root (otherwise `etc` below would be looked up through, not resolved).
+    @Test func pathsSplitAtTheSlashByteAsTheKernelDoes() throws {
+        let temp = try TempRoot()
+        try FileManager.default.createDirectory(atPath: temp.real("/elsewhere"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: temp.real("/etc"), withDestinationPath: "/elsewhere")
+        try temp.write("/elsewhere/\u{301}conf", "x\n")
+        let root = try HostRoot(temp.path)
+        #expect(try root.resolve("/etc/\u{301}conf") == "/elsewhere/\u{301}conf")
+        #expect(try HostRoot.normalize("/etc//\u{301}conf") == "/etc/\u{301}conf")
+        #expect(HostRoot.split("/etc/\u{301}conf") == ("/etc", "\u{301}conf"))
+        #expect("a\r\nb\n".split(byte: "\n", omittingEmptySubsequences: false) == ["a\r", "b", ""])
+    }
+
     @Test func symlinkLoopIsRefused() throws {
         let temp = try TempRoot()
         try FileManager.default.createDirectory(atPath: temp.real("/etc"), withIntermediateDirectories: true)
