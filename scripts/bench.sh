@@ -45,7 +45,6 @@ fresh() { # a copy of the Arch snapshot with the directories the 8 edits write i
 }
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'; }
-series() { local name=$1; shift; local values=(); for _ in $(seq "$runs"); do values+=("$("$@")"); done; printf '%s\n' "${values[@]}" | median; }
 # hyperfine (Debian's) times the whole commands: no shell around them, warm-up runs, and a
 # --prepare command (untimed) that puts the root back before each timed run. Prints the median, ms.
 command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
@@ -75,7 +74,9 @@ root=$work/root
 run_apply=("$dist" apply "$recipe" --root "$root" --no-handlers)
 # A fresh copy of the snapshot before each run: the apply creates the history.
 fresh >/dev/null
-fresh_ms=$(timed "bash -c 'rm -rf $root && cp -a snapshots/arch $root && mkdir -p $root/etc/modprobe.d $root/etc/modules-load.d $root/etc/sysctl.d $root/etc/security/limits.d && sync'" "${run_apply[@]}")
+# (hyperfine's --prepare runs in its own process: it gets `fresh` exported.)
+export work; export -f fresh
+fresh_ms=$(timed "bash -c fresh" "${run_apply[@]}")
 # The apply on a root whose history exists (as git commit works in an existing repository): each
 # run preceded by a rollback of the one before.
 fresh >/dev/null
@@ -91,7 +92,7 @@ ansible_ms="-"
 if [ "${BENCH_ANSIBLE:-1}" = 1 ]; then
   [ -x /tmp/provision-bench-venv/bin/ansible-playbook ] || { python3 -m venv /tmp/provision-bench-venv && /tmp/provision-bench-venv/bin/pip -q install ansible-core; } >/dev/null
   export ANSIBLE_HOME=$work/ansible-home ANSIBLE_LOCAL_TEMP=$work/ansible-tmp
-  ansible_ms=$(runs=5 timed "bash -c 'rm -rf $root && cp -a snapshots/arch $root && mkdir -p $root/etc/modprobe.d $root/etc/modules-load.d $root/etc/sysctl.d $root/etc/security/limits.d'" \
+  ansible_ms=$(runs=5 timed "bash -c fresh" \
     /tmp/provision-bench-venv/bin/ansible-playbook -i localhost, -c local -e "root=$root" \
     -e ansible_python_interpreter=/tmp/provision-bench-venv/bin/python scripts/bench/eight-files.playbook.yml)
 fi

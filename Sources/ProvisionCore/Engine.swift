@@ -539,13 +539,7 @@ public final class Engine {
     /// and the branch's lock file.
     private func commitEstimate(_ work: Work) -> Int {
         var directories: Set<String> = ["/", "/.provision"]
-        for change in work.changes {
-            var directory = HostRoot.split(change.path).directory
-            while directory != "/" {
-                directories.insert(directory)
-                directory = HostRoot.split(directory).directory
-            }
-        }
+        for change in work.changes { directories.formUnion(HostRoot.ancestors(of: change.path)) }
         let meta = (work.base.meta.count + work.changes.count) * 256
         let objects = directories.count + 4
         let record = max(work.recordEstimate, 4096 + work.changes.count * 256 + work.handlers.count * 4096)
@@ -692,12 +686,7 @@ public final class Engine {
             if let journal = try? Journal.read(history.journalPath) { paths += journal.paths }
             for path in paths {
                 guard let normalized = try? HostRoot.normalize(path), normalized == path else { continue }
-                var directory = HostRoot.split(path).directory
-                while true {
-                    directories.insert(directory)
-                    if directory == "/" { break }
-                    directory = HostRoot.split(directory).directory
-                }
+                directories.formUnion(HostRoot.ancestors(of: path))
             }
             leftovers += writer.removeOrphans(in: directories).map(root.real)
             // refs/tags/run is not walked (one tag per run): the tag a killed run was writing is

@@ -272,13 +272,18 @@ public struct HostRoot: Sendable {
 
     /// Parent directories of `resolvedPath` that do not exist yet, outermost first.
     public func missingParents(of resolvedPath: String) -> [String] {
-        var missing: [String] = []
-        var current = Self.split(resolvedPath).directory
-        while current != "/" && !isDirectory(current) {
-            missing.insert(current, at: 0)
-            current = Self.split(current).directory
-        }
-        return missing
+        Self.ancestors(of: resolvedPath).prefix { $0 != "/" && !isDirectory($0) }.reversed()
+    }
+
+    /// The directories above a resolved path, nearest first, ending with "/".
+    package static func ancestors(of resolvedPath: String) -> [String] {
+        var directories: [String] = []
+        var current = resolvedPath
+        repeat {
+            current = split(current).directory
+            directories.append(current)
+        } while current != "/"
+        return directories
     }
 }
 

@@ -18,10 +18,7 @@ public struct FileChange: Sendable {
     }
 
     /// Only owner or mode change: the content is already right.
-    public var isMetadataOnly: Bool {
-        if case .file(let old, _) = before, case .file(let new, _) = after { return old == new }
-        return false
-    }
+    public var isMetadataOnly: Bool { kind == .metadata }
 
     public init(path: String, before: FileState, after: FileState) {
         self.path = path
